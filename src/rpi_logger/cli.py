@@ -1,8 +1,162 @@
-"""Command line entry point (`rpi-logger`)."""
+"""Command line entry point (`rpi-logger`, `python -m rpi_logger`); SPEC §3."""
 
 from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from rpi_logger import __version__
+from rpi_logger.config import ConfigError
+
+
+def _module_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one module")
+    return names
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> object:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rpi-logger", description="Synchronized multi-sensor data logger.")
+    parser.add_argument("--version", action="version", version=f"rpi-logger {__version__}")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="master config file (default: $XDG_CONFIG_HOME/rpi-logger/config.txt)")
+    parser.add_argument("--log-level", default=None,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="console log level")
+    sub = parser.add_subparsers(dest="command")
+
+    rec = sub.add_parser("record", help="record one session headless, then exit")
+    rec.add_argument("--modules", type=_module_list, required=True,
+                     help="comma-separated module names, e.g. cameras,notes")
+    rec.add_argument("--duration", type=_positive(float), required=True,
+                     help="seconds per trial")
+    rec.add_argument("--trials", type=_positive(int), default=1, help="number of trials (1)")
+    rec.add_argument("--label", default=None, help="session label (part of the folder name)")
+    rec.add_argument("--data-dir", type=Path, default=None, help="where the session goes")
+    rec.add_argument("--simulate", action="store_true", help="simulated devices only")
+    rec.add_argument("--module-dir", action="append", type=Path, default=[],
+                     help="extra folder holding module folders")
+
+    mods = sub.add_parser("modules", help="list discovered modules and why any were rejected")
+    mods.add_argument("--json", action="store_true", help="a JSON array, one object per folder")
+    mods.add_argument("--module-dir", action="append", type=Path, default=[],
+                      help="extra folder holding module folders")
+
+    ver = sub.add_parser("verify", help="check a session folder against its manifest")
+    ver.add_argument("session", type=Path, help="the session folder")
+    ver.add_argument("--json", action="store_true", help="the report as JSON")
+
+    from rpi_logger.modules import entry
+
+    mod = sub.add_parser("module", help="run one module process (standalone for debugging)")
+    entry.add_arguments(mod)
+
+    try:
+        from rpi_logger.tools import remux
+    except ImportError:  # pragma: no cover - remux lands with the video pipeline
+        remux = None
+    if remux is not None:
+        rmx = sub.add_parser("remux", help="rewrite a video's timestamps from its timing CSV")
+        remux.add_arguments(rmx)
+    return parser
+
+
+def _master_settings(args: argparse.Namespace) -> dict:
+    from rpi_logger.core.master_config import load_master_settings
+
+    settings = load_master_settings(args.config)
+    if args.log_level:
+        settings["log_level"] = args.log_level
+    return settings
+
+
+def cmd_modules(args: argparse.Namespace) -> int:
+    from rpi_logger.core.discovery import discover_modules
+
+    settings = _master_settings(args)
+    specs = discover_modules([*settings["module_dirs"], *args.module_dir])
+    if args.json:
+        print(json.dumps([{"name": s.name, "path": str(s.path), "valid": s.valid,
+                           "reason": s.reason} for s in specs], indent=2))
+        return 0
+    width = max((len(s.name) for s in specs), default=4)
+    for s in specs:
+        verdict = "ok" if s.valid else f"rejected: {s.reason}"
+        print(f"{s.name:<{width}}  {verdict:<10}  {s.path}")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from rpi_logger.core.recorder import record
+    from rpi_logger.logging_setup import setup_logging
+
+    settings = _master_settings(args)
+    setup_logging("master", settings["log_level"])
+    data_dir = args.data_dir or settings["data_dir"]
+    return asyncio.run(record(
+        modules=args.modules, duration_s=args.duration, trials=args.trials, label=args.label,
+        data_dir=data_dir, simulate=args.simulate,
+        module_dirs=[*settings["module_dirs"], *args.module_dir],
+        lead_time_ms=settings["lead_time_ms"], log_level=settings["log_level"]))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from rpi_logger.tools.verify import format_report, verify_session
+
+    report = verify_session(args.session)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(format_report(report))
+    return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        match args.command:
+            case "modules":
+                return cmd_modules(args)
+            case "record":
+                return cmd_record(args)
+            case "verify":
+                return cmd_verify(args)
+            case "module":
+                from rpi_logger.modules import entry
+
+                args.log_level = args.log_level or "INFO"
+                return entry.run(args)
+            case "remux":
+                from rpi_logger.tools import remux
+
+                return remux.run(args)
+    except ConfigError as exc:
+        print(f"rpi-logger: config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rpi-logger: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2

@@ -1,0 +1,432 @@
+"""The master: runs module processes, drives sessions and synchronized trials, keeps the manifest.
+
+Every module gets the same `at_mono_ns` for a trial's start and stop, a lead time ahead, so a
+trial is one interval on the host clock for all of them. A module that dies is marked failed, its
+open files are listed as interrupted, and the others keep recording; with `restart_on_crash` it
+is started again and rejoins the running trial.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rpi_logger.core import protocol
+from rpi_logger.core.discovery import ModuleSpec, discover_modules_async, load_module_config_async
+from rpi_logger.core.session import Session
+from rpi_logger.core.supervisor import ModuleError, ModuleProcess
+from rpi_logger.io import clock
+from rpi_logger.io.loop_monitor import LoopLagMonitor
+from rpi_logger.logging_setup import add_log_file, remove_log_file
+
+log = logging.getLogger("rpi_logger.master")
+
+NOTES = "Notes"
+MAX_RESTARTS = 5
+
+
+class MasterError(Exception):
+    """An expected failure of a master operation (bad state, unknown module...)."""
+
+
+@dataclass(slots=True)
+class MasterConfig:
+    data_dir: Path
+    module_dirs: list[Path] = field(default_factory=list)
+    lead_time_ms: int = 200
+    simulate: bool = False
+    log_level: str = "INFO"
+
+
+@dataclass(slots=True)
+class ModuleEntry:
+    """What the master knows of one enabled module."""
+
+    spec: ModuleSpec
+    restart_on_crash: bool = False
+    proc: ModuleProcess | None = None
+    status: str = "stopped"  # ok | failed | stopped
+    error: str | None = None
+    devices: list[Any] = field(default_factory=list)
+    restarts: int = 0
+    part: int = 1  # file part within the current trial (grows with each restart)
+    failed_trials: set[int] = field(default_factory=set)
+    last_status: dict[str, Any] = field(default_factory=dict)
+
+    def manifest(self) -> dict[str, Any]:
+        return {"status": self.status, "error": self.error, "devices": self.devices,
+                "restarts": self.restarts}
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class Master:
+    """Use as `async with Master(config) as master:`; leaving the block stops every module."""
+
+    def __init__(self, config: MasterConfig) -> None:
+        self.config = config
+        self.modules: dict[str, ModuleEntry] = {}
+        self.session: Session | None = None
+        self.monitor = LoopLagMonitor()
+        self.specs: list[ModuleSpec] = []
+        self._tg: asyncio.TaskGroup | None = None
+        self._save_wanted = asyncio.Event()
+        self._background: list[asyncio.Task[Any]] = []
+        self._log_handle: Any = None
+        self._op_lock = asyncio.Lock()
+        self.listeners: list[Any] = []  # callables(event: dict) for the UI / API
+
+    # -- lifetime -------------------------------------------------------------------------
+    async def __aenter__(self) -> Master:
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._background = [
+            self._tg.create_task(self.monitor.run(), name="master-loop-monitor"),
+            self._tg.create_task(self._saver(), name="manifest-saver"),
+        ]
+        self.specs = await discover_modules_async(self.config.module_dirs)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        try:
+            await asyncio.shield(self.shutdown())
+        except BaseException:
+            # Whatever went wrong, no module may outlive the master.
+            for entry in self.modules.values():
+                if entry.proc is not None:
+                    entry.proc.kill_now()
+            raise
+        finally:
+            for task in self._background:
+                task.cancel()
+            assert self._tg is not None
+            result = await self._tg.__aexit__(*exc_info)
+        return result
+
+    async def shutdown(self) -> None:
+        """Stop any trial, end the session, stop every module (quit -> SIGTERM -> SIGKILL)."""
+        with contextlib.suppress(MasterError):
+            if self.session is not None and self.session.current_trial is not None:
+                await self.stop_trial()
+        with contextlib.suppress(MasterError):
+            if self.session is not None:
+                await self.end_session()
+        await self.stop_modules()
+
+    # -- modules --------------------------------------------------------------------------
+    def spec(self, name: str) -> ModuleSpec:
+        for spec in self.specs:
+            if spec.valid and spec.name.lower() == name.lower():
+                return spec
+        known = ", ".join(s.name for s in self.specs if s.valid)
+        raise MasterError(f"unknown module {name!r} (available: {known})")
+
+    async def start_modules(self, names: list[str]) -> dict[str, str | None]:
+        """Start and configure the named modules; returns name -> error (None when ok)."""
+        specs = [self.spec(n) for n in names]
+        results = await asyncio.gather(*(self._start_module(s) for s in specs))
+        return {s.name: err for s, err in zip(specs, results, strict=True)}
+
+    async def _start_module(self, spec: ModuleSpec) -> str | None:
+        raw = await load_module_config_async(spec.path)
+        entry = self.modules.get(spec.name) or ModuleEntry(spec)
+        entry.restart_on_crash = _truthy(raw.get("restart_on_crash"))
+        self.modules[spec.name] = entry
+        return await self._spawn(entry)
+
+    async def _spawn(self, entry: ModuleEntry) -> str | None:
+        assert self._tg is not None
+        proc = ModuleProcess(entry.spec, simulate=self.config.simulate,
+                             extra_dirs=self.config.module_dirs, on_event=self._on_event,
+                             on_exit=self._on_exit, log_level=self.config.log_level)
+        entry.proc = proc
+        self._tg.create_task(proc.run(), name=f"module-{entry.spec.name}")
+        try:
+            await proc.started()
+            result = await proc.request("configure", {"simulate": self.config.simulate}, timeout=30)
+        except (ModuleError, TimeoutError) as exc:
+            entry.status, entry.error = "failed", f"failed to start: {exc}"
+            log.error("%s", entry.error)
+            await proc.stop()
+            return entry.error
+        entry.status, entry.error = "ok", None
+        entry.devices = result.get("devices", [])
+        self._manifest_modules()
+        return None
+
+    async def stop_modules(self) -> None:
+        procs = [e.proc for e in self.modules.values() if e.proc is not None]
+        await asyncio.gather(*(p.stop() for p in procs))
+        for entry in self.modules.values():
+            if entry.status == "ok":
+                entry.status = "stopped"
+        self._manifest_modules()
+        self._save_soon()
+
+    def alive(self) -> list[ModuleEntry]:
+        return [e for e in self.modules.values() if e.proc is not None and e.proc.alive
+                and e.status == "ok"]
+
+    # -- sessions and trials --------------------------------------------------------------
+    async def start_session(self, label: str | None = None) -> Session:
+        async with self._op_lock:
+            if self.session is not None:
+                raise MasterError("a session is already running")
+            simulated = self.config.simulate or any(
+                e.last_status.get("simulated") for e in self.modules.values())
+            self.session = await Session.create(self.config.data_dir, clock.now(), label,
+                                                self._module_manifest(), simulated)
+            self._log_handle = await asyncio.to_thread(add_log_file,
+                                                       self.session.directory / "master.log")
+            log.info("session %s started", self.session.directory)
+            replies = await self._broadcast("start_session", self._session_args())
+            for result in replies.values():
+                self.session.manifest["files"].extend((result or {}).get("files", []))
+            await self.session.save()
+            self._notify({"event": "session", "data": {"id": self.session.directory.name,
+                                                        "state": "started"}})
+            return self.session
+
+    def _session_args(self) -> dict[str, Any]:
+        assert self.session is not None
+        return {"session_dir": str(self.session.directory),
+                "session_start_mono_ns": self.session.started.t_mono_ns}
+
+    async def start_trial(self, label: str | None = None) -> dict[str, Any]:
+        """Start the next trial at one instant, a lead time from now, for every module."""
+        async with self._op_lock:
+            session = self._need_session()
+            if session.current_trial is not None:
+                raise MasterError("a trial is already recording")
+            number = len(session.trials) + 1
+            at = time.monotonic_ns() + self.config.lead_time_ms * 1_000_000
+            trial = session.add_trial(number, label, clock.stamp(at))
+            for entry in self.modules.values():
+                entry.part = 1
+            self.monitor.begin_trial()
+            await self._broadcast("start_trial", {"at_mono_ns": at, "trial": number,
+                                                  "label": label, "part": 1})
+            self._save_soon()
+            self._notify({"event": "trial", "data": {"number": number, "state": "recording",
+                                                      "start_mono_ns": at}})
+            return trial
+
+    async def stop_trial(self, at_mono_ns: int | None = None) -> dict[str, Any]:
+        """Stop the running trial at one instant for every module; collects their files.
+
+        The instant defaults to a lead time from now; a caller that planned it (a timed trial)
+        passes it, at least a lead time ahead.
+        """
+        async with self._op_lock:
+            session = self._need_session()
+            trial = session.current_trial
+            if trial is None:
+                raise MasterError("no trial is recording")
+            if at_mono_ns is None:
+                at_mono_ns = time.monotonic_ns() + self.config.lead_time_ms * 1_000_000
+            at = max(at_mono_ns, trial["start"]["mono_ns"])
+            replies = await self._broadcast("stop_trial", {"at_mono_ns": at}, timeout=30)
+            for name, result in replies.items():
+                for entry in (result or {}).get("files", []):
+                    entry.setdefault("status", "complete")
+                    Session.upsert_file(trial, entry)
+            trial["stop"] = clock.stamp(at).as_dict()
+            failed = [n for n, e in self.modules.items() if trial["number"] in e.failed_trials]
+            interrupted = failed or any(f.get("status") == "interrupted" for f in trial["files"])
+            trial["status"] = "interrupted" if interrupted else "complete"
+            self.monitor.end_trial()
+            self._update_health()
+            await session.save()
+            self._notify({"event": "trial", "data": {"number": trial["number"],
+                                                      "state": trial["status"]}})
+            return trial
+
+    async def end_session(self) -> Session:
+        async with self._op_lock:
+            session = self._need_session()
+            if session.current_trial is not None:
+                raise MasterError("stop the trial before ending the session")
+            await self._broadcast("end_session", {})
+            session.manifest["ended"] = clock.now().as_dict()
+            self._update_health()
+            session.manifest["modules"] = self._module_manifest()
+            await session.save()
+            log.info("session %s ended", session.directory)
+            if self._log_handle is not None:
+                await asyncio.to_thread(remove_log_file, self._log_handle)
+                self._log_handle = None
+            self.session = None
+            self._notify({"event": "session", "data": {"id": session.directory.name,
+                                                        "state": "ended"}})
+            return session
+
+    def _need_session(self) -> Session:
+        if self.session is None:
+            raise MasterError("no session is running")
+        return self.session
+
+    async def _broadcast(self, cmd: str, args: dict[str, Any], timeout: float = 10.0
+                         ) -> dict[str, dict[str, Any] | None]:
+        """Send one command to every running module at once; a failure fails that module only."""
+        entries = self.alive()
+
+        async def one(entry: ModuleEntry) -> dict[str, Any] | None:
+            assert entry.proc is not None
+            try:
+                return await entry.proc.request(cmd, args, timeout=timeout)
+            except ModuleError as exc:
+                log.error("%s: %s failed: %s", entry.spec.name, cmd, exc)
+                if entry.proc.alive:
+                    # A module that refuses a lifecycle command cannot keep the trial in step.
+                    self._mark_failed(entry, f"{cmd} failed: {exc}")
+                return None
+
+        results = await asyncio.gather(*(one(e) for e in entries))
+        return {e.spec.name: r for e, r in zip(entries, results, strict=True)}
+
+    # -- notes ----------------------------------------------------------------------------
+    async def add_note(self, text: str) -> dict[str, Any]:
+        """Add a note; returns once the Notes module has it on disk."""
+        entry = self.modules.get(NOTES)
+        if entry is None or entry.proc is None or not entry.proc.alive:
+            raise MasterError("the Notes module is not running")
+        recording = [e.spec.name for e in self.alive()
+                     if e.spec.name != NOTES and self.session and self.session.current_trial]
+        try:
+            return await entry.proc.request("add_note", {"text": text, "modules": recording})
+        except ModuleError as exc:
+            raise MasterError(str(exc).split(": ", 1)[-1]) from None
+
+    async def get_notes(self) -> list[dict[str, Any]]:
+        entry = self.modules.get(NOTES)
+        if entry is None or entry.proc is None or not entry.proc.alive:
+            raise MasterError("the Notes module is not running")
+        return (await entry.proc.request("get_notes", {}))["notes"]
+
+    # -- events and failures ---------------------------------------------------------------
+    def _on_event(self, proc: ModuleProcess, ev: protocol.Event) -> None:
+        entry = self.modules.get(proc.name)
+        if entry is None or entry.proc is not proc:
+            return
+        if ev.event in (protocol.EV_STATUS, protocol.EV_HEARTBEAT):
+            entry.last_status = ev.data
+        elif ev.event == protocol.EV_FILE and self.session is not None:
+            number = ev.data.get("trial")
+            file_entry = dict(ev.data.get("file", {}), status="recording")
+            with contextlib.suppress(KeyError):
+                Session.upsert_file(self.session.trial(number), file_entry)
+                self._save_soon()
+        elif ev.event == protocol.EV_ERROR:
+            log.error("%s: %s", proc.name, ev.data.get("message"))
+        self._notify({"event": ev.event, "module": proc.name, "data": ev.data})
+
+    def _on_exit(self, proc: ModuleProcess, reason: str) -> None:
+        entry = self.modules.get(proc.name)
+        if entry is None or entry.proc is not proc or reason == "stopped":
+            return
+        self._mark_failed(entry, reason)
+        if entry.restart_on_crash and entry.restarts < MAX_RESTARTS and self._tg is not None:
+            self._tg.create_task(self._restart(entry), name=f"restart-{proc.name}")
+
+    def _mark_failed(self, entry: ModuleEntry, reason: str) -> None:
+        entry.status, entry.error = "failed", reason
+        log.error("%s: marked failed: %s", entry.spec.name, reason)
+        trial = self.session.current_trial if self.session else None
+        if trial is not None:
+            entry.failed_trials.add(trial["number"])
+            for f in trial["files"]:
+                if f.get("module") == entry.spec.name and f.get("status") == "recording":
+                    f["status"] = "interrupted"
+        if entry.proc is not None and entry.proc.alive:
+            entry.proc.kill_now()  # a half-alive module must not keep writing
+        self._manifest_modules()
+        self._save_soon()
+        self._notify({"event": "module", "module": entry.spec.name,
+                      "data": {"status": "failed", "error": reason}})
+
+    async def _restart(self, entry: ModuleEntry) -> None:
+        await asyncio.sleep(0.2)
+        async with self._op_lock:
+            entry.restarts += 1
+            log.warning("%s: restarting (%d)", entry.spec.name, entry.restarts)
+            if await self._spawn(entry) is not None:
+                return
+            assert entry.proc is not None
+            try:
+                if self.session is not None:
+                    await entry.proc.request("start_session", self._session_args())
+                    trial = self.session.current_trial
+                    if trial is not None:
+                        entry.part += 1
+                        at = time.monotonic_ns() + self.config.lead_time_ms * 1_000_000
+                        await entry.proc.request("start_trial", {
+                            "at_mono_ns": at, "trial": trial["number"], "label": trial["label"],
+                            "part": entry.part})
+            except ModuleError as exc:
+                self._mark_failed(entry, f"restart failed: {exc}")
+                return
+            self._manifest_modules()
+            self._save_soon()
+
+    # -- manifest -------------------------------------------------------------------------
+    def _module_manifest(self) -> dict[str, dict[str, Any]]:
+        return {name: e.manifest() for name, e in self.modules.items()}
+
+    def _manifest_modules(self) -> None:
+        if self.session is not None:
+            self.session.manifest["modules"] = self._module_manifest()
+
+    def _update_health(self) -> None:
+        if self.session is None:
+            return
+        health = self.session.manifest["health"]
+        health["master"] = {"loop_lag_ms": self.monitor.snapshot()}
+        for name, entry in self.modules.items():
+            hb = entry.proc.health.heartbeat if entry.proc else {}
+            if hb:
+                health[name] = {k: hb.get(k) for k in ("loop_lag_ms", "cpu_percent", "rss_mb")}
+
+    def _save_soon(self) -> None:
+        self._save_wanted.set()
+
+    async def _saver(self) -> None:
+        """Coalesces manifest saves requested from callbacks; one owned task, never lost."""
+        while True:
+            await self._save_wanted.wait()
+            self._save_wanted.clear()
+            if self.session is not None:
+                self._update_health()
+                try:
+                    await self.session.save()
+                except OSError as exc:
+                    log.error("manifest not saved: %s", exc)
+            await asyncio.sleep(0.05)
+
+    def _notify(self, event: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+    # -- headless verdict ------------------------------------------------------------------
+    def recorded_everything(self, session: Session, names: list[str]) -> list[str]:
+        """Problems that make a headless recording unsuccessful (empty list: all good)."""
+        problems = []
+        for name in names:
+            entry = self.modules.get(name)
+            if entry is None:
+                problems.append(f"{name}: not started")
+                continue
+            for t in sorted(entry.failed_trials):
+                problems.append(f"{name}: failed during trial {t} ({entry.error})")
+            if entry.status == "failed" and not entry.failed_trials:
+                problems.append(f"{name}: {entry.error}")
+        for trial in session.trials:
+            if trial["status"] != "complete":
+                problems.append(f"trial {trial['number']}: {trial['status']}")
+        return problems

@@ -1,0 +1,188 @@
+"""Protocol v1: JSON lines between the master and a module process (see docs/protocol.md).
+
+Master -> module, one command per line:  {"v":1, "id":N, "cmd":"...", "args":{...}}
+Module -> master, exactly one reply:      {"v":1, "id":N, "ok":true, "result":{...}}
+                                       or {"v":1, "id":N, "ok":false, "error":{"code":..., "message":...}}
+Module -> master, unsolicited events:     {"v":1, "event":"...", "data":{...}}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+VERSION = 1
+MAX_LINE_BYTES = 1_000_000
+
+# Error codes carried in error replies.
+BAD_JSON = "bad_json"
+BAD_MESSAGE = "bad_message"
+UNKNOWN_COMMAND = "unknown_command"
+BAD_ARGS = "bad_args"
+BAD_STATE = "bad_state"
+FAILED = "failed"
+
+# Event names.
+EV_STATUS = "status"
+EV_HEARTBEAT = "heartbeat"
+EV_ERROR = "error"
+EV_FILE = "file"
+EV_PREVIEW = "preview"
+
+_INT = (int,)
+_NUM = (int, float)
+_STR = (str,)
+_NONE = (type(None),)
+
+# Per command: argument name -> (accepted types, required).
+COMMAND_ARGS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    "configure": {"settings": ((dict,), False), "simulate": ((bool,), False)},
+    "start_session": {"session_dir": (_STR, True), "session_start_mono_ns": (_INT, False)},
+    "start_trial": {
+        "at_mono_ns": (_INT, True),
+        "trial": (_INT, True),
+        "label": (_STR + _NONE, False),
+        "part": (_INT, False),
+    },
+    "stop_trial": {"at_mono_ns": (_INT, True)},
+    "end_session": {},
+    "status": {},
+    "quit": {},
+}
+
+
+class ProtocolError(Exception):
+    """A message that cannot be served; becomes an error reply with `code`."""
+
+    def __init__(self, code: str, message: str, msg_id: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.msg_id = msg_id
+
+
+@dataclass(slots=True)
+class Command:
+    id: int
+    cmd: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Reply:
+    id: int
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class Event:
+    event: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """One message as one line of UTF-8 JSON (no embedded newlines: JSON escapes them)."""
+    return (json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def command(msg_id: int, cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"v": VERSION, "id": msg_id, "cmd": cmd, "args": args or {}}
+
+
+def reply_ok(msg_id: int, result: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"v": VERSION, "id": msg_id, "ok": True, "result": result or {}}
+
+
+def reply_error(msg_id: int | None, code: str, message: str) -> dict[str, Any]:
+    return {"v": VERSION, "id": msg_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+def event(name: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"v": VERSION, "event": name, "data": data or {}}
+
+
+def _load(line: bytes | str) -> dict[str, Any]:
+    if len(line) > MAX_LINE_BYTES:
+        raise ProtocolError(BAD_MESSAGE, f"line longer than {MAX_LINE_BYTES} bytes")
+    try:
+        obj = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProtocolError(BAD_JSON, f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(BAD_MESSAGE, "a message must be a JSON object")
+    msg_id = obj.get("id")
+    if obj.get("v") != VERSION:
+        raise ProtocolError(BAD_MESSAGE, f"unsupported protocol version {obj.get('v')!r}",
+                            msg_id if _is_int(msg_id) else None)
+    return obj
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False  # JSON true/false must not pass as an integer
+    return isinstance(value, types)
+
+
+def parse_command(line: bytes | str, extra: dict[str, dict] | None = None) -> Command:
+    """Parse and validate one command line. `extra` adds module-specific command schemas.
+
+    Raises `ProtocolError` naming what is wrong; its `msg_id` is set when the id was readable, so
+    the error reply can carry it.
+    """
+    obj = _load(line)
+    msg_id = obj.get("id")
+    if not _is_int(msg_id):
+        raise ProtocolError(BAD_MESSAGE, "a command needs an integer 'id'")
+    cmd = obj.get("cmd")
+    if not isinstance(cmd, str):
+        raise ProtocolError(BAD_MESSAGE, "a command needs a string 'cmd'", msg_id)
+    schemas = COMMAND_ARGS if not extra else {**COMMAND_ARGS, **extra}
+    schema = schemas.get(cmd)
+    if schema is None:
+        raise ProtocolError(UNKNOWN_COMMAND, f"unknown command {cmd!r}", msg_id)
+    args = obj.get("args", {})
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ProtocolError(BAD_ARGS, "'args' must be an object", msg_id)
+    for name, (types, required) in schema.items():
+        if name not in args:
+            if required:
+                raise ProtocolError(BAD_ARGS, f"{cmd}: missing argument {name!r}", msg_id)
+            continue
+        if not _type_ok(args[name], types):
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ProtocolError(
+                BAD_ARGS, f"{cmd}: argument {name!r} must be {expected}, got {args[name]!r}", msg_id
+            )
+    return Command(msg_id, cmd, args)
+
+
+def parse_incoming(line: bytes | str) -> Reply | Event:
+    """Parse a line a module sent to the master (a reply or an event)."""
+    obj = _load(line)
+    if "event" in obj:
+        name, data = obj["event"], obj.get("data", {})
+        if not isinstance(name, str) or not isinstance(data, dict):
+            raise ProtocolError(BAD_MESSAGE, "an event needs a string 'event' and object 'data'")
+        return Event(name, data)
+    msg_id, ok = obj.get("id"), obj.get("ok")
+    if not _is_int(msg_id) or not isinstance(ok, bool):
+        raise ProtocolError(BAD_MESSAGE, "a reply needs an integer 'id' and boolean 'ok'")
+    if ok:
+        result = obj.get("result") or {}
+        if not isinstance(result, dict):
+            raise ProtocolError(BAD_MESSAGE, "'result' must be an object")
+        return Reply(msg_id, True, result=result)
+    error = obj.get("error")
+    if not isinstance(error, dict):
+        error = {"code": FAILED, "message": str(error)}
+    return Reply(msg_id, False, error={"code": str(error.get("code", FAILED)),
+                                       "message": str(error.get("message", ""))})

@@ -1,0 +1,222 @@
+"""Process supervision: one OS process per module, driven over protocol v1.
+
+`ModuleProcess` spawns a module with `asyncio.create_subprocess_exec`, reads its stdout (replies
+and events) and stderr (logs) in owned tasks, matches replies to commands with timeouts, and
+watches heartbeats. A module that exits, or sends no heartbeat for `HEARTBEAT_TIMEOUT_S`, is
+reported through `on_exit` well within two seconds. `stop()` escalates quit -> SIGTERM -> SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rpi_logger.core import protocol
+from rpi_logger.core.discovery import ModuleSpec
+
+log = logging.getLogger("rpi_logger.supervisor")
+
+HEARTBEAT_TIMEOUT_S = 1.5
+# Until a module's first message, importing its libraries may take a while (numpy, PyAV).
+STARTUP_TIMEOUT_S = 20.0
+WATCHDOG_PERIOD_S = 0.1
+DEFAULT_REPLY_TIMEOUT_S = 10.0
+
+
+class ModuleError(Exception):
+    """A command failed: an error reply, a timeout, or the module is gone."""
+
+    def __init__(self, module: str, message: str, code: str = protocol.FAILED) -> None:
+        super().__init__(f"{module}: {message}")
+        self.module = module
+        self.code = code
+
+
+@dataclass(slots=True)
+class ProcessHealth:
+    last_heartbeat: float = 0.0  # time.monotonic() of the last heartbeat (or spawn)
+    alive_seen: bool = False  # any message received yet
+    heartbeat: dict[str, Any] = field(default_factory=dict)
+
+
+class ModuleProcess:
+    """One running module process and its protocol channel."""
+
+    def __init__(
+        self,
+        spec: ModuleSpec,
+        *,
+        simulate: bool = False,
+        extra_dirs: list[Path] | None = None,
+        on_event: Callable[[ModuleProcess, protocol.Event], None] | None = None,
+        on_exit: Callable[[ModuleProcess, str], None] | None = None,
+        log_level: str = "INFO",
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.simulate = simulate
+        self.extra_dirs = extra_dirs or []
+        self.on_event = on_event
+        self.on_exit = on_exit
+        self.log_level = log_level
+        self.proc: asyncio.subprocess.Process | None = None
+        self.health = ProcessHealth()
+        self.exit_reason: str | None = None
+        self.stopping = False
+        self._pending: dict[int, asyncio.Future[protocol.Reply]] = {}
+        self._next_id = 1
+        self._exited = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and not self._exited.is_set()
+
+    def command_line(self) -> list[str]:
+        cmd = [sys.executable, "-m", "rpi_logger", "module", str(self.spec.path), "--supervised",
+               "--log-level", self.log_level]
+        if self.simulate:
+            cmd.append("--simulate")
+        return cmd
+
+    async def run(self) -> None:
+        """Start the process and serve it until it exits. Owned by the master's TaskGroup."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.command_line(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, limit=protocol.MAX_LINE_BYTES + 2,
+            start_new_session=True,  # a Ctrl-C for the master is not also a SIGINT for modules
+        )
+        self.health.last_heartbeat = time.monotonic()
+        log.info("%s: started (pid %d)", self.name, self.proc.pid)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._read_stdout())
+                tg.create_task(self._read_stderr())
+                watchdog = tg.create_task(self._watchdog())
+                await self.proc.wait()
+                watchdog.cancel()
+        finally:
+            self._exited.set()
+            if self.exit_reason is None:
+                self.exit_reason = f"exited with status {self.proc.returncode}"
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(ModuleError(self.name, f"module gone ({self.exit_reason})"))
+            self._pending.clear()
+        log.log(logging.INFO if self.stopping else logging.ERROR,
+                "%s: process ended: %s", self.name, self.exit_reason)
+        if self.on_exit is not None:
+            self.on_exit(self, "stopped" if self.stopping else self.exit_reason)
+
+    async def started(self, timeout: float = 10.0) -> None:
+        """Wait until the process exists (run() has spawned it)."""
+        async with asyncio.timeout(timeout):
+            while self.proc is None:
+                if self._exited.is_set():
+                    raise ModuleError(self.name, "failed to start")
+                await asyncio.sleep(0.01)
+
+    async def _read_stdout(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            try:
+                msg = protocol.parse_incoming(line)
+            except protocol.ProtocolError as exc:
+                log.warning("%s: unreadable line from module (%s): %.200r", self.name, exc, line)
+                continue
+            if isinstance(msg, protocol.Reply):
+                fut = self._pending.pop(msg.id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+                continue
+            self.health.alive_seen = True
+            if msg.event in (protocol.EV_HEARTBEAT, protocol.EV_STATUS):
+                self.health.last_heartbeat = time.monotonic()
+            if msg.event == protocol.EV_HEARTBEAT:
+                self.health.heartbeat = msg.data
+            if self.on_event is not None:
+                self.on_event(self, msg)
+
+    async def _read_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        module_log = logging.getLogger(f"rpi_logger.module.{self.name}")
+        while line := await self.proc.stderr.readline():
+            # The module formats its own lines; they are kept verbatim in the master's log.
+            module_log.info("%s", line.decode(errors="replace").rstrip())
+
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(WATCHDOG_PERIOD_S)
+            silent = time.monotonic() - self.health.last_heartbeat
+            limit = HEARTBEAT_TIMEOUT_S if self.health.alive_seen else STARTUP_TIMEOUT_S
+            if silent > limit and self.proc and self.proc.returncode is None:
+                self.exit_reason = f"hung: no heartbeat for {silent:.1f} s"
+                log.error("%s: %s; killing it", self.name, self.exit_reason)
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                return
+
+    async def request(self, cmd: str, args: dict[str, Any] | None = None,
+                      timeout: float = DEFAULT_REPLY_TIMEOUT_S) -> dict[str, Any]:
+        """Send a command and wait for its reply; raises ModuleError on error or timeout."""
+        if not self.alive or self.proc is None or self.proc.stdin is None:
+            raise ModuleError(self.name, "module is not running")
+        msg_id = self._next_id
+        self._next_id += 1
+        fut: asyncio.Future[protocol.Reply] = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = fut
+        try:
+            async with self._write_lock:
+                self.proc.stdin.write(protocol.encode(protocol.command(msg_id, cmd, args)))
+                await self.proc.stdin.drain()
+            async with asyncio.timeout(timeout):
+                reply = await fut
+        except (ConnectionError, BrokenPipeError):
+            raise ModuleError(self.name, "module is not running") from None
+        except TimeoutError:
+            raise ModuleError(self.name, f"no reply to {cmd!r} within {timeout} s", "timeout") from None
+        finally:
+            self._pending.pop(msg_id, None)
+        if not reply.ok:
+            assert reply.error is not None
+            raise ModuleError(self.name, reply.error["message"], reply.error["code"])
+        return reply.result or {}
+
+    async def stop(self, quit_timeout: float = 3.0, term_timeout: float = 2.0,
+                   kill_timeout: float = 2.0) -> None:
+        """Escalate quit -> SIGTERM -> SIGKILL, each with its timeout; returns when it is gone."""
+        self.stopping = True
+        if not self.alive or self.proc is None:
+            return
+        with contextlib.suppress(ModuleError):
+            await self.request("quit", timeout=quit_timeout)
+        for sig, timeout in ((None, quit_timeout), (signal.SIGTERM, term_timeout),
+                             (signal.SIGKILL, kill_timeout)):
+            if sig is not None:
+                log.warning("%s: did not exit, sending %s", self.name, sig.name)
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.send_signal(sig)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._exited.wait()
+                return
+
+    def kill_now(self) -> None:
+        """Last resort on master exit paths that cannot await (SIGKILL, no waiting)."""
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
