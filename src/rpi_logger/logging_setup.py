@@ -14,6 +14,7 @@ _FILE_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s [%(process_name)s pid=%(
 
 
 _listener: logging.handlers.QueueListener | None = None
+_process_name = "main"
 
 
 def shutdown_logging() -> None:
@@ -53,7 +54,8 @@ def setup_logging(
     file handler logs everything at DEBUG and rotates at `max_bytes`. Safe to call again: earlier
     handlers installed by this function are replaced.
     """
-    global _listener
+    global _listener, _process_name
+    _process_name = process_name
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_rpi_logger", False):
@@ -99,6 +101,7 @@ def add_log_file(path: Path, level: int = logging.DEBUG) -> logging.Handler:
     """
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(level)
+    handler.addFilter(_ProcessNameFilter(_process_name))
     handler.setFormatter(logging.Formatter(_FILE_FORMAT, "%Y-%m-%d %H:%M:%S"))
     if _listener is not None:
         # The listener reads its handler tuple per record; swapping the tuple is atomic.

@@ -19,6 +19,7 @@ from typing import Any
 from rpi_logger.core import protocol
 from rpi_logger.core.discovery import ModuleSpec, discover_modules_async, load_module_config_async
 from rpi_logger.core.session import Session
+from rpi_logger.core.state import MasterState, load_state_async, save_state_async
 from rpi_logger.core.supervisor import ModuleError, ModuleProcess
 from rpi_logger.io import clock
 from rpi_logger.io.loop_monitor import LoopLagMonitor
@@ -41,6 +42,7 @@ class MasterConfig:
     lead_time_ms: int = 200
     simulate: bool = False
     log_level: str = "INFO"
+    state_path: Path | None = None  # None: the user's config folder
 
 
 @dataclass(slots=True)
@@ -82,6 +84,7 @@ class Master:
         self._log_handle: Any = None
         self._op_lock = asyncio.Lock()
         self.listeners: list[Any] = []  # callables(event: dict) for the UI / API
+        self.state = MasterState()
 
     # -- lifetime -------------------------------------------------------------------------
     async def __aenter__(self) -> Master:
@@ -94,7 +97,7 @@ class Master:
         self.specs = await discover_modules_async(self.config.module_dirs)
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         try:
             await asyncio.shield(self.shutdown())
         except BaseException:
@@ -107,8 +110,9 @@ class Master:
             for task in self._background:
                 task.cancel()
             assert self._tg is not None
-            result = await self._tg.__aexit__(*exc_info)
-        return result
+            # The group is closed as if the body ended normally: the body's own exception (if
+            # any) then propagates as itself, not wrapped in an ExceptionGroup.
+            await self._tg.__aexit__(None, None, None)
 
     async def shutdown(self) -> None:
         """Stop any trial, end the session, stop every module (quit -> SIGTERM -> SIGKILL)."""
@@ -150,7 +154,9 @@ class Master:
         self._tg.create_task(proc.run(), name=f"module-{entry.spec.name}")
         try:
             await proc.started()
-            result = await proc.request("configure", {"simulate": self.config.simulate}, timeout=30)
+            result = await proc.request("configure", {
+                "simulate": self.config.simulate,
+                "settings": self.state.settings.get(entry.spec.name, {})}, timeout=30)
         except (ModuleError, TimeoutError) as exc:
             entry.status, entry.error = "failed", f"failed to start: {exc}"
             log.error("%s", entry.error)
@@ -160,6 +166,54 @@ class Master:
         entry.devices = result.get("devices", [])
         self._manifest_modules()
         return None
+
+    # -- persistent state -------------------------------------------------------------------
+    async def restore(self) -> dict[str, str | None]:
+        """Load the saved state and start the modules it says are enabled."""
+        self.state = await load_state_async(self.config.state_path)
+        known = [n for n in self.state.enabled
+                 if any(s.valid and s.name == n for s in self.specs)]
+        for name in set(self.state.enabled) - set(known):
+            log.warning("saved state enables %s, which is not installed; skipped", name)
+        return await self.start_modules(known)
+
+    async def enable_module(self, name: str) -> str | None:
+        """Start a module and remember it as enabled; returns its start error, if any."""
+        spec = self.spec(name)
+        entry = self.modules.get(spec.name)
+        error = None
+        if entry is None or entry.proc is None or not entry.proc.alive:
+            error = await self._start_module(spec)
+        if spec.name not in self.state.enabled:
+            self.state.enabled.append(spec.name)
+        await save_state_async(self.state, self.config.state_path)
+        return error
+
+    async def disable_module(self, name: str) -> None:
+        """Stop a module and remember it as disabled."""
+        spec = self.spec(name)
+        entry = self.modules.get(spec.name)
+        if entry is not None and entry.proc is not None:
+            await entry.proc.stop()
+            entry.status = "stopped"
+        self.state.enabled = [n for n in self.state.enabled if n != spec.name]
+        await save_state_async(self.state, self.config.state_path)
+
+    async def set_module_settings(self, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+        """Change a module's settings (applied now if it runs) and remember them."""
+        spec = self.spec(name)
+        merged = {**self.state.settings.get(spec.name, {}), **settings}
+        entry = self.modules.get(spec.name)
+        result: dict[str, Any] = {}
+        if entry is not None and entry.proc is not None and entry.proc.alive:
+            try:
+                result = await entry.proc.request("configure", {"simulate": self.config.simulate,
+                                                                "settings": merged})
+            except ModuleError as exc:
+                raise MasterError(str(exc)) from None
+        self.state.settings[spec.name] = merged
+        await save_state_async(self.state, self.config.state_path)
+        return result
 
     async def stop_modules(self) -> None:
         procs = [e.proc for e in self.modules.values() if e.proc is not None]
@@ -331,8 +385,9 @@ class Master:
         entry = self.modules.get(proc.name)
         if entry is None or entry.proc is not proc or reason == "stopped":
             return
+        was_running = entry.status == "ok"  # a module that never started is not restarted
         self._mark_failed(entry, reason)
-        if entry.restart_on_crash and entry.restarts < MAX_RESTARTS and self._tg is not None:
+        if was_running and entry.restart_on_crash and entry.restarts < MAX_RESTARTS and self._tg is not None:
             self._tg.create_task(self._restart(entry), name=f"restart-{proc.name}")
 
     def _mark_failed(self, entry: ModuleEntry, reason: str) -> None:

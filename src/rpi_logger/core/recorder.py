@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -20,7 +22,32 @@ def _say(text: str) -> None:
 async def record(*, modules: list[str], duration_s: float, trials: int, label: str | None,
                  data_dir: Path, simulate: bool, module_dirs: list[Path],
                  lead_time_ms: int = 200, log_level: str = "INFO") -> int:
-    """Record and return the exit status: 0 only if every module recorded every trial."""
+    """Record and return the exit status: 0 only if every module recorded every trial.
+
+    Ctrl-C or SIGTERM stops the running trial at once and ends the session properly.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    outcome: dict[str, object] = {}
+    try:
+        return await _record(outcome, modules=modules, duration_s=duration_s, trials=trials,
+                             label=label, data_dir=data_dir, simulate=simulate,
+                             module_dirs=module_dirs, lead_time_ms=lead_time_ms,
+                             log_level=log_level)
+    except asyncio.CancelledError:
+        _say("rpi-logger record: interrupted; the running trial was stopped")
+        if "session" in outcome:
+            print(outcome["session"])
+        return 130
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _record(outcome: dict[str, object], *, modules: list[str], duration_s: float,
+                  trials: int, label: str | None, data_dir: Path, simulate: bool,
+                  module_dirs: list[Path], lead_time_ms: int, log_level: str) -> int:
     config = MasterConfig(data_dir=Path(data_dir).expanduser(), module_dirs=module_dirs,
                           lead_time_ms=lead_time_ms, simulate=simulate, log_level=log_level)
     session = None
@@ -37,6 +64,7 @@ async def record(*, modules: list[str], duration_s: float, trials: int, label: s
                 _say(f"rpi-logger record: module {name} did not start: {error}")
             return 1
         session = await master.start_session(label)
+        outcome["session"] = session.directory
         _say(f"recording session {session.directory.name}: {', '.join(names)}"
              f"{' (simulated)' if session.manifest['simulated'] else ''}")
         for number in range(1, trials + 1):

@@ -86,8 +86,8 @@ class ModuleProcess:
         return self.proc is not None and not self._exited.is_set()
 
     def command_line(self) -> list[str]:
-        cmd = [sys.executable, "-m", "rpi_logger", "module", str(self.spec.path), "--supervised",
-               "--log-level", self.log_level]
+        cmd = [sys.executable, "-m", "rpi_logger", "--log-level", self.log_level, "module",
+               str(self.spec.path), "--supervised"]
         if self.simulate:
             cmd.append("--simulate")
         return cmd

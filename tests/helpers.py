@@ -1,0 +1,30 @@
+"""Helpers for tests: simulated module folders and running the CLI as a user would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TICKER = FIXTURES / "modules" / "ticker"
+
+
+def make_ticker(folder: Path, name: str = "Ticker", **settings: object) -> Path:
+    """A copy of the Ticker test module under `folder/<name>`, with config overrides."""
+    target = folder / name.lower()
+    shutil.copytree(TICKER, target, ignore=shutil.ignore_patterns("__pycache__"))
+    lines = [f"name = {name}"] + [f"{k} = {v}" for k, v in settings.items()]
+    config = target / "config.txt"
+    config.write_text(config.read_text() + "\n".join(lines) + "\n")
+    return target
+
+
+def run_cli(*args: str, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess:
+    """`python -m rpi_logger ARGS` in a subprocess, as a user would run it."""
+    env = dict(os.environ)
+    env.update(kwargs.pop("env", {}))  # type: ignore[arg-type]
+    return subprocess.run([sys.executable, "-m", "rpi_logger", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, **kwargs)  # type: ignore[call-overload]
