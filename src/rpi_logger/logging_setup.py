@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 _CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s [%(process_name)s] %(name)s: %(message)s"
+# A supervised module's stderr is read by the master, which stamps time and module name itself.
+RELAY_FORMAT = "%(levelname)s %(name)s: %(message)s"
 _FILE_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s [%(process_name)s pid=%(process)d] %(name)s: %(message)s"
 
 
@@ -36,7 +38,9 @@ class _ProcessNameFilter(logging.Filter):
         self.process_name = process_name
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.process_name = self.process_name
+        # Lines relayed from a module process already carry that module's name.
+        if not hasattr(record, "process_name"):
+            record.process_name = self.process_name
         return True
 
 
@@ -45,12 +49,14 @@ def setup_logging(
     level: str | int = "INFO",
     log_file: Path | None = None,
     *,
+    relay: bool = False,
     max_bytes: int = 10_000_000,
     backups: int = 3,
 ) -> None:
     """Configure the root logger for this process.
 
-    Console output goes to stderr (stdout is reserved for the module protocol). The optional
+    Console output goes to stderr (stdout is reserved for the module protocol); with `relay`
+    it is in the short form the master parses and re-logs under the module's name. The optional
     file handler logs everything at DEBUG and rotates at `max_bytes`. Safe to call again: earlier
     handlers installed by this function are replaced.
     """
@@ -68,7 +74,7 @@ def setup_logging(
 
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level.upper() if isinstance(level, str) else level)
-    console.setFormatter(logging.Formatter(_CONSOLE_FORMAT, "%H:%M:%S"))
+    console.setFormatter(logging.Formatter(RELAY_FORMAT if relay else _CONSOLE_FORMAT, "%H:%M:%S"))
     handlers: list[logging.Handler] = [console]
 
     if log_file is not None:

@@ -153,10 +153,19 @@ class ModuleProcess:
 
     async def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        module_log = logging.getLogger(f"rpi_logger.module.{self.name}")
+        fallback = logging.getLogger(f"rpi_logger.module.{self.name}")
+        extra = {"process_name": self.name}
         while line := await self.proc.stderr.readline():
-            # The module formats its own lines; they are kept verbatim in the master's log.
-            module_log.info("%s", line.decode(errors="replace").rstrip())
+            # Lines look like "LEVEL logger.name: message" (logging_setup.RELAY_FORMAT); anything
+            # else (a crash's traceback, a library printing) is kept verbatim at WARNING.
+            text = line.decode(errors="replace").rstrip()
+            level_name, _, rest = text.partition(" ")
+            level = logging.getLevelName(level_name)
+            name, sep, message = rest.partition(": ")
+            if isinstance(level, int) and sep and " " not in name:
+                logging.getLogger(name).log(level, "%s", message, extra=extra)
+            else:
+                fallback.warning("%s", text, extra=extra)
 
     async def _watchdog(self) -> None:
         while True:

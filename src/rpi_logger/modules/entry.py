@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except LookupError as exc:
         print(f"rpi-logger module: {exc}", file=sys.stderr)
         return 2
-    setup_logging(spec.name, args.log_level)
+    setup_logging(spec.name, args.log_level, relay=args.supervised)
     entry = load_entry(spec.path)
     context = ModuleContext(name=spec.name, module_dir=spec.path, simulate=args.simulate,
                             supervised=args.supervised, data_dir=args.data_dir)

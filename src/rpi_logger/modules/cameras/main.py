@@ -1,0 +1,8 @@
+"""Entry point of the Cameras module."""
+
+from rpi_logger.modules.base import ModuleContext
+from rpi_logger.modules.cameras.module import CamerasModule
+
+
+def create_module(context: ModuleContext) -> CamerasModule:
+    return CamerasModule(context)

@@ -1,0 +1,153 @@
+"""The Cameras module: every selected camera captured, and during trials encoded to MP4.
+
+Auto-detection: with `backend = auto` the module uses the CSI cameras picamera2 sees, else the
+USB webcams V4L2 lists, else it says that none was found and offers simulated cameras, labelled
+simulated in its status and in the manifest. `--simulate` or `backend = synthetic` forces them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from rpi_logger.core import protocol
+from rpi_logger.modules.base import CommandError, FileRecord, Module, ModuleContext
+from rpi_logger.modules.cameras.frames import CameraDescriptor, CameraError, FrameSource
+from rpi_logger.modules.cameras.pipeline import CameraPipeline
+from rpi_logger.modules.cameras.preview import preview_event
+from rpi_logger.modules.cameras.settings import SETTINGS
+from rpi_logger.modules.cameras.sources import backend_class
+from rpi_logger.modules.trial import TrialWindow
+
+log = logging.getLogger("rpi_logger.cameras")
+
+
+def _find_real_cameras(backend: str) -> tuple[list[CameraDescriptor], list[str]]:
+    """Cameras of the real backends (blocking: touches device files), and why any is missing."""
+    notes: list[str] = []
+    for name in (("picamera2", "opencv") if backend == "auto" else (backend,)):
+        cls = backend_class(name)
+        ok, why = cls.available()
+        if not ok:
+            notes.append(f"{name}: {why}")
+            continue
+        found = cls.list_cameras()
+        if found:
+            return found, notes
+        notes.append(f"{name}: no camera found")
+    return [], notes
+
+
+def make_source(desc: CameraDescriptor, settings: dict[str, Any]) -> FrameSource:
+    """A frame source for one enumerated camera, at the configured size and rate."""
+    size = {"width": settings["width"], "height": settings["height"], "fps": settings["fps"]}
+    cls = backend_class(desc.backend)
+    if desc.backend == "synthetic":
+        return cls(desc.id, name=desc.name, **size)  # type: ignore[call-arg]
+    if desc.backend == "opencv":
+        return cls(desc.path or desc.id, camera_id=desc.id, name=desc.name, **size)  # type: ignore[call-arg]
+    num = int(desc.id.removeprefix("picam")) if desc.id.startswith("picam") else 0
+    return cls(num, camera_id=desc.id, name=desc.name, **size)  # type: ignore[call-arg]
+
+
+class CamerasModule(Module):
+    settings = SETTINGS
+
+    def __init__(self, context: ModuleContext) -> None:
+        super().__init__(context)
+        self.config: dict[str, Any] = {}
+        self.cameras: dict[str, CameraPipeline] = {}
+        self.notes: list[str] = []
+        self._changed = asyncio.Event()
+
+    async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
+        if self.trial is not None:
+            raise CommandError("cannot reconfigure cameras during a trial", protocol.BAD_STATE)
+        self.config = settings
+        backend = "synthetic" if simulate else settings["backend"]
+        descriptors: list[CameraDescriptor] = []
+        self.notes = []
+        if backend != "synthetic":
+            descriptors, self.notes = await asyncio.to_thread(_find_real_cameras, backend)
+            if not descriptors and backend != "auto":
+                raise CommandError(f"no {backend} camera: {'; '.join(self.notes)}")
+            if not descriptors:
+                log.warning("no camera found (%s); offering simulated cameras",
+                            "; ".join(self.notes))
+        if not descriptors:
+            descriptors = backend_class("synthetic").list_cameras(  # type: ignore[call-arg]
+                settings["synthetic_count"])
+        wanted = [d.strip() for d in (settings.get("devices") or "").split(",") if d.strip()]
+        if wanted:
+            missing = [w for w in wanted if w not in {d.id for d in descriptors}]
+            if missing:
+                raise CommandError(f"camera(s) not found: {', '.join(missing)} (found: "
+                                   f"{', '.join(d.id for d in descriptors)})")
+            descriptors = [d for d in descriptors if d.id in wanted]
+        try:
+            self.cameras = {d.id: CameraPipeline(make_source(d, settings), settings)
+                            for d in descriptors}
+        except (ValueError, CameraError) as exc:
+            raise CommandError(str(exc), protocol.BAD_ARGS) from None
+        self.context.simulate = all(d.simulated for d in descriptors)
+        self._changed.set()  # run() restarts the capture loops with the new cameras
+        return {"devices": [{"id": d.id, "name": d.name, "backend": d.backend,
+                             "simulated": d.simulated} for d in descriptors],
+                "notes": self.notes}
+
+    async def run(self) -> None:
+        """Capture with the current cameras; restart the loops whenever configure() changes them."""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            cameras = list(self.cameras.values())
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(cam.capture(), name=f"capture-{cam.id}")
+                         for cam in cameras]
+                tasks.append(tg.create_task(self._previews(cameras), name="previews"))
+                await self._changed.wait()
+                for task in tasks:
+                    task.cancel()
+
+    async def _previews(self, cameras: list[CameraPipeline]) -> None:
+        rate = self.config.get("preview_fps", 5.0)
+        if not rate:
+            return
+        width = self.config.get("preview_width", 320)
+        sent: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(1.0 / rate)
+            for cam in cameras:
+                frame = cam.latest
+                if frame is None or sent.get(cam.id) == frame.t_mono_ns:
+                    continue
+                sent[cam.id] = frame.t_mono_ns
+                try:
+                    data = await asyncio.to_thread(preview_event, cam.id, frame, width)
+                except (ValueError, OSError) as exc:  # a preview is never worth a failure
+                    log.debug("preview of %s skipped: %s", cam.id, exc)
+                    continue
+                await self.emit(protocol.EV_PREVIEW, data)
+
+    async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
+        assert self.session is not None
+        records = await asyncio.gather(
+            *(cam.start_trial(window, self.session.module_dir, self.session.directory)
+              for cam in self.cameras.values()), return_exceptions=True)
+        errors = [r for r in records if isinstance(r, BaseException)]
+        for record in records:
+            if isinstance(record, FileRecord):
+                await self.announce_file(record)
+        if errors:
+            # Close what did open: a trial with a missing camera is not a trial to keep going.
+            await self.stop_trial(window)
+            raise CommandError("; ".join(str(e) for e in errors))
+        return {"cameras": list(self.cameras)}
+
+    async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
+        records = await asyncio.gather(*(cam.stop_trial() for cam in self.cameras.values()))
+        return [r for r in records if r is not None]
+
+    def status(self) -> dict[str, Any]:
+        return {"cameras": [cam.status() for cam in self.cameras.values()]}
