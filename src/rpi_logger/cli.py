@@ -19,6 +19,14 @@ def _module_list(text: str) -> list[str]:
     return names
 
 
+def _setting(text: str) -> tuple[str, str, str]:
+    target, sep, value = text.partition("=")
+    module, dot, key = target.partition(".")
+    if not (sep and dot and module.strip() and key.strip()):
+        raise argparse.ArgumentTypeError(f"expected MODULE.KEY=VALUE, got {text!r}")
+    return module.strip(), key.strip(), value.strip()
+
+
 def _positive(kind: type) -> object:
     def parse(text: str) -> object:
         try:
@@ -53,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--simulate", action="store_true", help="simulated devices only")
     rec.add_argument("--module-dir", action="append", type=Path, default=[],
                      help="extra folder holding module folders")
+    rec.add_argument("--set", action="append", type=_setting, default=[], metavar="MODULE.KEY=VALUE",
+                     help="override a module setting for this run, e.g. cameras.encoder=ffmpeg")
 
     mods = sub.add_parser("modules", help="list discovered modules and why any were rejected")
     mods.add_argument("--json", action="store_true", help="a JSON array, one object per folder")
@@ -113,7 +123,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     return asyncio.run(record(
         modules=args.modules, duration_s=args.duration, trials=args.trials, label=args.label,
         data_dir=data_dir, simulate=args.simulate,
-        module_dirs=[*settings["module_dirs"], *args.module_dir],
+        module_dirs=[*settings["module_dirs"], *args.module_dir], overrides=args.set,
         lead_time_ms=settings["lead_time_ms"], log_level=settings["log_level"]))
 
 

@@ -43,6 +43,7 @@ class MasterConfig:
     simulate: bool = False
     log_level: str = "INFO"
     state_path: Path | None = None  # None: the user's config folder
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # module -> settings
 
 
 @dataclass(slots=True)
@@ -156,7 +157,8 @@ class Master:
             await proc.started()
             result = await proc.request("configure", {
                 "simulate": self.config.simulate,
-                "settings": self.state.settings.get(entry.spec.name, {})}, timeout=30)
+                "settings": {**self.state.settings.get(entry.spec.name, {}),
+                             **self.config.overrides.get(entry.spec.name, {})}}, timeout=30)
         except (ModuleError, TimeoutError) as exc:
             entry.status, entry.error = "failed", f"failed to start: {exc}"
             log.error("%s", entry.error)

@@ -21,7 +21,8 @@ def _say(text: str) -> None:
 
 async def record(*, modules: list[str], duration_s: float, trials: int, label: str | None,
                  data_dir: Path, simulate: bool, module_dirs: list[Path],
-                 lead_time_ms: int = 200, log_level: str = "INFO") -> int:
+                 lead_time_ms: int = 200, log_level: str = "INFO",
+                 overrides: list[tuple[str, str, str]] = ()) -> int:
     """Record and return the exit status: 0 only if every module recorded every trial.
 
     Ctrl-C or SIGTERM stops the running trial at once and ends the session properly.
@@ -35,7 +36,7 @@ async def record(*, modules: list[str], duration_s: float, trials: int, label: s
         return await _record(outcome, modules=modules, duration_s=duration_s, trials=trials,
                              label=label, data_dir=data_dir, simulate=simulate,
                              module_dirs=module_dirs, lead_time_ms=lead_time_ms,
-                             log_level=log_level)
+                             log_level=log_level, overrides=list(overrides))
     except asyncio.CancelledError:
         _say("rpi-logger record: interrupted; the running trial was stopped")
         if "session" in outcome:
@@ -47,13 +48,17 @@ async def record(*, modules: list[str], duration_s: float, trials: int, label: s
 
 async def _record(outcome: dict[str, object], *, modules: list[str], duration_s: float,
                   trials: int, label: str | None, data_dir: Path, simulate: bool,
-                  module_dirs: list[Path], lead_time_ms: int, log_level: str) -> int:
+                  module_dirs: list[Path], lead_time_ms: int, log_level: str,
+                  overrides: list[tuple[str, str, str]]) -> int:
     config = MasterConfig(data_dir=Path(data_dir).expanduser(), module_dirs=module_dirs,
                           lead_time_ms=lead_time_ms, simulate=simulate, log_level=log_level)
     session = None
     async with Master(config) as master:
         try:
             names = [master.spec(n).name for n in modules]
+            for module, key, value in overrides:
+                name = master.spec(module).name
+                config.overrides.setdefault(name, {})[key] = value
         except MasterError as exc:
             _say(f"rpi-logger record: {exc}")
             return 2

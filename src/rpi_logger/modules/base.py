@@ -44,6 +44,24 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
 )
 
 
+def typed_overrides(overrides: dict[str, Any], schema: Sequence[Setting]) -> dict[str, Any]:
+    """Setting overrides (from the master, the UI or `--set`) checked and typed like config.txt."""
+    by_name = {s.name: s for s in schema}
+    typed: dict[str, Any] = {}
+    for key, value in overrides.items():
+        setting = by_name.get(key)
+        if setting is None:
+            raise CommandError(f"unknown setting {key!r} (known: {', '.join(sorted(by_name))})",
+                               protocol.BAD_ARGS)
+        text = ("true" if value else "false") if isinstance(value, bool) else value
+        try:
+            typed[key] = setting.parse(None if text is None else str(text))
+        except ValueError as exc:
+            raise CommandError(f"setting {key!r} = {value!r}: expected {exc}",
+                               protocol.BAD_ARGS) from None
+    return typed
+
+
 class CommandError(Exception):
     """An expected failure of a command; becomes an error reply, never a traceback."""
 
@@ -440,7 +458,7 @@ class ModuleRuntime:
             settings = await self._settings_loader() if self._settings_loader else {}
         except ValueError as exc:  # ConfigError names file, line, key and what was expected
             raise CommandError(str(exc), protocol.BAD_ARGS) from None
-        settings.update(overrides)
+        settings.update(typed_overrides(overrides, [*COMMON_SETTINGS, *self.module.settings]))
         self.context.simulate = bool(simulate)
         return await self.module.configure(settings, self.context.simulate)
 

@@ -116,9 +116,14 @@ def check_timestamps(report: Report, where: str, table: CsvTable, start_ns: int 
     return times
 
 
-#: Checks for media files by manifest kind, filled in by the modules that write them:
-#: fn(report, session_dir, file_entry, trial, timing_table) -> None
-MEDIA_CHECKS: dict[str, Callable[..., None]] = {}
+def _check_video(*args: Any) -> None:
+    from rpi_logger.tools.verify_video import check_video  # PyAV loads only when needed
+
+    check_video(*args)
+
+
+#: Checks for media files by manifest kind: fn(report, session_dir, entry, trial, timing) -> None
+MEDIA_CHECKS: dict[str, Callable[..., None]] = {"video": _check_video}
 
 
 def _check_file(report: Report, session_dir: Path, entry: dict[str, Any],
