@@ -26,5 +26,11 @@ def run_cli(*args: str, timeout: float = 120, **kwargs: object) -> subprocess.Co
     """`python -m rpi_logger ARGS` in a subprocess, as a user would run it."""
     env = dict(os.environ)
     env.update(kwargs.pop("env", {}))  # type: ignore[arg-type]
-    return subprocess.run([sys.executable, "-m", "rpi_logger", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(
+        [sys.executable, "-m", "rpi_logger", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kwargs,
+    )  # type: ignore[call-overload]

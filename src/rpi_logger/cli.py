@@ -42,32 +42,60 @@ def _positive(kind: type) -> object:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rpi-logger", description="Synchronized multi-sensor data logger.")
+        prog="rpi-logger", description="Synchronized multi-sensor data logger."
+    )
     parser.add_argument("--version", action="version", version=f"rpi-logger {__version__}")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="master config file (default: $XDG_CONFIG_HOME/rpi-logger/config.txt)")
-    parser.add_argument("--log-level", default=None,
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="console log level")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="master config file (default: $XDG_CONFIG_HOME/rpi-logger/config.txt)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="console log level",
+    )
     sub = parser.add_subparsers(dest="command")
 
     rec = sub.add_parser("record", help="record one session headless, then exit")
-    rec.add_argument("--modules", type=_module_list, required=True,
-                     help="comma-separated module names, e.g. cameras,notes")
-    rec.add_argument("--duration", type=_positive(float), required=True,
-                     help="seconds per trial")
+    rec.add_argument(
+        "--modules",
+        type=_module_list,
+        required=True,
+        help="comma-separated module names, e.g. cameras,notes",
+    )
+    rec.add_argument("--duration", type=_positive(float), required=True, help="seconds per trial")
     rec.add_argument("--trials", type=_positive(int), default=1, help="number of trials (1)")
     rec.add_argument("--label", default=None, help="session label (part of the folder name)")
     rec.add_argument("--data-dir", type=Path, default=None, help="where the session goes")
     rec.add_argument("--simulate", action="store_true", help="simulated devices only")
-    rec.add_argument("--module-dir", action="append", type=Path, default=[],
-                     help="extra folder holding module folders")
-    rec.add_argument("--set", action="append", type=_setting, default=[], metavar="MODULE.KEY=VALUE",
-                     help="override a module setting for this run, e.g. cameras.encoder=ffmpeg")
+    rec.add_argument(
+        "--module-dir",
+        action="append",
+        type=Path,
+        default=[],
+        help="extra folder holding module folders",
+    )
+    rec.add_argument(
+        "--set",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="MODULE.KEY=VALUE",
+        help="override a module setting for this run, e.g. cameras.encoder=ffmpeg",
+    )
 
     mods = sub.add_parser("modules", help="list discovered modules and why any were rejected")
     mods.add_argument("--json", action="store_true", help="a JSON array, one object per folder")
-    mods.add_argument("--module-dir", action="append", type=Path, default=[],
-                      help="extra folder holding module folders")
+    mods.add_argument(
+        "--module-dir",
+        action="append",
+        type=Path,
+        default=[],
+        help="extra folder holding module folders",
+    )
 
     ver = sub.add_parser("verify", help="check a session folder against its manifest")
     ver.add_argument("session", type=Path, help="the session folder")
@@ -103,8 +131,15 @@ def cmd_modules(args: argparse.Namespace) -> int:
     settings = _master_settings(args)
     specs = discover_modules([*settings["module_dirs"], *args.module_dir])
     if args.json:
-        print(json.dumps([{"name": s.name, "path": str(s.path), "valid": s.valid,
-                           "reason": s.reason} for s in specs], indent=2))
+        print(
+            json.dumps(
+                [
+                    {"name": s.name, "path": str(s.path), "valid": s.valid, "reason": s.reason}
+                    for s in specs
+                ],
+                indent=2,
+            )
+        )
         return 0
     width = max((len(s.name) for s in specs), default=4)
     for s in specs:
@@ -119,12 +154,21 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     settings = _master_settings(args)
     setup_logging("master", settings["log_level"])
-    data_dir = args.data_dir or settings["data_dir"]
-    return asyncio.run(record(
-        modules=args.modules, duration_s=args.duration, trials=args.trials, label=args.label,
-        data_dir=data_dir, simulate=args.simulate,
-        module_dirs=[*settings["module_dirs"], *args.module_dir], overrides=args.set,
-        lead_time_ms=settings["lead_time_ms"], log_level=settings["log_level"]))
+    data_dir = Path(args.data_dir or settings["data_dir"]).expanduser()
+    return asyncio.run(
+        record(
+            modules=args.modules,
+            duration_s=args.duration,
+            trials=args.trials,
+            label=args.label,
+            data_dir=data_dir,
+            simulate=args.simulate,
+            module_dirs=[*settings["module_dirs"], *args.module_dir],
+            overrides=args.set,
+            lead_time_ms=settings["lead_time_ms"],
+            log_level=settings["log_level"],
+        )
+    )
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""One logging set-up for every process: readable console, rotating DEBUG file, module name in every line."""
+"""One logging set-up for every process: readable console, rotating DEBUG file, module name
+in every line."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from pathlib import Path
 _CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s [%(process_name)s] %(name)s: %(message)s"
 # A supervised module's stderr is read by the master, which stamps time and module name itself.
 RELAY_FORMAT = "%(levelname)s %(name)s: %(message)s"
-_FILE_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s [%(process_name)s pid=%(process)d] %(name)s: %(message)s"
+_FILE_FORMAT = (
+    "%(asctime)s.%(msecs)03d %(levelname)-7s [%(process_name)s pid=%(process)d] "
+    "%(name)s: %(message)s"
+)
 
 
 _listener: logging.handlers.QueueListener | None = None

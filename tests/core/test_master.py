@@ -13,10 +13,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tests.helpers import make_ticker
 
 from rpi_logger.core.master import Master, MasterConfig, MasterError
 from rpi_logger.tools.verify import verify_session
-from tests.helpers import make_ticker
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -25,15 +25,22 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def config(tmp_path: Path, module_dir: Path, **kw: object) -> MasterConfig:
-    return MasterConfig(data_dir=tmp_path / "data", module_dirs=[module_dir], simulate=True,
-                        state_path=tmp_path / "state.json", **kw)  # type: ignore[arg-type]
+    return MasterConfig(
+        data_dir=tmp_path / "data",
+        module_dirs=[module_dir],
+        simulate=True,
+        state_path=tmp_path / "state.json",
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 async def test_start_skew_over_20_trials(tmp_path: Path, module_dir: Path) -> None:
     """Every module's first kept sample lies within one sample period after `at_mono_ns`."""
     async with Master(config(tmp_path, module_dir)) as master:
-        assert await master.start_modules(["Ticker", "TickerB"]) == {"Ticker": None,
-                                                                     "TickerB": None}
+        assert await master.start_modules(["Ticker", "TickerB"]) == {
+            "Ticker": None,
+            "TickerB": None,
+        }
         session = await master.start_session("skew")
         for _ in range(20):
             await master.start_trial()
@@ -56,13 +63,16 @@ async def test_start_skew_over_20_trials(tmp_path: Path, module_dir: Path) -> No
             ticks = [int(r["tick"]) for r in rows]
             assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))  # none missing
             skews.append(skew / 1e6)
-    print(f"\nstart skew over {len(skews)} module-trials: median {statistics.median(skews):.2f} "
-          f"ms, max {max(skews):.2f} ms (sample period 10 ms)")
+    print(
+        f"\nstart skew over {len(skews)} module-trials: median {statistics.median(skews):.2f} "
+        f"ms, max {max(skews):.2f} ms (sample period 10 ms)"
+    )
     assert verify_session(session.directory).ok
 
 
 async def test_kill9_module_is_detected_and_others_keep_recording(
-        tmp_path: Path, module_dir: Path) -> None:
+    tmp_path: Path, module_dir: Path
+) -> None:
     async with Master(config(tmp_path, module_dir)) as master:
         await master.start_modules(["Ticker", "TickerB", "Notes"])
         session = await master.start_session()
@@ -107,8 +117,9 @@ async def test_restarted_module_rejoins_the_trial(tmp_path: Path) -> None:
         assert first is not None and first.pid is not None
         os.kill(first.pid, signal.SIGKILL)
         deadline = time.monotonic() + 15
-        while not (master.modules["Phoenix"].status == "ok"
-                   and master.modules["Phoenix"].proc is not first):
+        while not (
+            master.modules["Phoenix"].status == "ok" and master.modules["Phoenix"].proc is not first
+        ):
             assert time.monotonic() < deadline, "module was not restarted"
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.5)
@@ -148,7 +159,7 @@ async def test_notes_round_trip_and_rules(tmp_path: Path, module_dir: Path) -> N
             await master.add_note("   ")
         trial = await master.start_trial()
         await asyncio.sleep(0.25)
-        inside = await master.add_note("during trial one, with a comma, and \"quotes\"")
+        inside = await master.add_note('during trial one, with a comma, and "quotes"')
         latencies = []
         for i in range(1000):
             t0 = time.perf_counter_ns()
@@ -160,14 +171,16 @@ async def test_notes_round_trip_and_rules(tmp_path: Path, module_dir: Path) -> N
         await master.end_session()
     latencies.sort()
     p50, p99 = latencies[500], latencies[989]
-    print(f"\nnote round trip over 1000 notes: p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
-          f"master loop lag p99 {lag['p99']:.2f} ms, max {lag['max']:.2f} ms")
+    print(
+        f"\nnote round trip over 1000 notes: p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
+        f"master loop lag p99 {lag['p99']:.2f} ms, max {lag['max']:.2f} ms"
+    )
     assert between["trial"] is None and inside["trial"] == trial["number"]
     assert inside["modules"] == "Ticker"
     rows = read_rows(session.directory / "Notes/notes.csv")
     assert len(rows) == len(listed) == 1002
     assert rows[0]["trial"] == "" and rows[1]["trial"] == "1"
-    assert rows[1]["text"] == "during trial one, with a comma, and \"quotes\""
+    assert rows[1]["text"] == 'during trial one, with a comma, and "quotes"'
     assert [int(r["note_index"]) for r in rows] == list(range(1002))
     assert float(rows[1]["elapsed_s"]) > float(rows[0]["elapsed_s"]) > 0
     assert verify_session(session.directory).ok
@@ -198,5 +211,8 @@ async def test_no_module_outlives_a_failing_master(tmp_path: Path, module_dir: P
             pids = [e.proc.pid for e in master.modules.values() if e.proc]
             raise RuntimeError("boom")
     assert len(pids) == 2
-    assert not [p for p in pids if psutil.pid_exists(p)
-                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert not [
+        p
+        for p in pids
+        if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]

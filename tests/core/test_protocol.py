@@ -15,20 +15,29 @@ def test_valid_command_parses() -> None:
     assert (cmd.id, cmd.cmd, cmd.args["at_mono_ns"]) == (7, "start_trial", 5)
 
 
-@pytest.mark.parametrize(("line", "code", "msg_id"), [
-    (b"not json", protocol.BAD_JSON, None),
-    (b"[1,2]", protocol.BAD_MESSAGE, None),
-    (b'{"v":2,"id":1,"cmd":"status"}', protocol.BAD_MESSAGE, 1),
-    (b'{"v":1,"cmd":"status"}', protocol.BAD_MESSAGE, None),
-    (b'{"v":1,"id":"x","cmd":"status"}', protocol.BAD_MESSAGE, None),
-    (b'{"v":1,"id":3,"cmd":"fly"}', protocol.UNKNOWN_COMMAND, 3),
-    (b'{"v":1,"id":4,"cmd":"start_trial","args":{"trial":1}}', protocol.BAD_ARGS, 4),
-    (b'{"v":1,"id":5,"cmd":"start_trial","args":{"trial":1,"at_mono_ns":"soon"}}',
-     protocol.BAD_ARGS, 5),
-    (b'{"v":1,"id":6,"cmd":"start_trial","args":{"trial":true,"at_mono_ns":1}}',
-     protocol.BAD_ARGS, 6),
-    (b'{"v":1,"id":7,"cmd":"status","args":[]}', protocol.BAD_ARGS, 7),
-])
+@pytest.mark.parametrize(
+    ("line", "code", "msg_id"),
+    [
+        (b"not json", protocol.BAD_JSON, None),
+        (b"[1,2]", protocol.BAD_MESSAGE, None),
+        (b'{"v":2,"id":1,"cmd":"status"}', protocol.BAD_MESSAGE, 1),
+        (b'{"v":1,"cmd":"status"}', protocol.BAD_MESSAGE, None),
+        (b'{"v":1,"id":"x","cmd":"status"}', protocol.BAD_MESSAGE, None),
+        (b'{"v":1,"id":3,"cmd":"fly"}', protocol.UNKNOWN_COMMAND, 3),
+        (b'{"v":1,"id":4,"cmd":"start_trial","args":{"trial":1}}', protocol.BAD_ARGS, 4),
+        (
+            b'{"v":1,"id":5,"cmd":"start_trial","args":{"trial":1,"at_mono_ns":"soon"}}',
+            protocol.BAD_ARGS,
+            5,
+        ),
+        (
+            b'{"v":1,"id":6,"cmd":"start_trial","args":{"trial":true,"at_mono_ns":1}}',
+            protocol.BAD_ARGS,
+            6,
+        ),
+        (b'{"v":1,"id":7,"cmd":"status","args":[]}', protocol.BAD_ARGS, 7),
+    ],
+)
 def test_malformed_commands_name_the_problem(line: bytes, code: str, msg_id: int | None) -> None:
     with pytest.raises(protocol.ProtocolError) as info:
         protocol.parse_command(line)
@@ -40,7 +49,8 @@ def test_malformed_commands_name_the_problem(line: bytes, code: str, msg_id: int
 def test_module_specific_commands_are_validated() -> None:
     extra = {"add_note": {"text": ((str,), True)}}
     assert protocol.parse_command(
-        b'{"v":1,"id":1,"cmd":"add_note","args":{"text":"hi"}}', extra).args == {"text": "hi"}
+        b'{"v":1,"id":1,"cmd":"add_note","args":{"text":"hi"}}', extra
+    ).args == {"text": "hi"}
     with pytest.raises(protocol.ProtocolError, match="text"):
         protocol.parse_command(b'{"v":1,"id":1,"cmd":"add_note","args":{"text":5}}', extra)
 
@@ -49,8 +59,11 @@ def test_replies_and_events_round_trip() -> None:
     reply = protocol.parse_incoming(protocol.encode(protocol.reply_ok(3, {"a": 1})))
     assert isinstance(reply, protocol.Reply) and reply.ok and reply.result == {"a": 1}
     err = protocol.parse_incoming(protocol.encode(protocol.reply_error(4, "bad_args", "no")))
-    assert isinstance(err, protocol.Reply) and not err.ok and err.error == {
-        "code": "bad_args", "message": "no"}
+    assert (
+        isinstance(err, protocol.Reply)
+        and not err.ok
+        and err.error == {"code": "bad_args", "message": "no"}
+    )
     ev = protocol.parse_incoming(protocol.encode(protocol.event("heartbeat", {"x": 1})))
     assert isinstance(ev, protocol.Event) and ev.data == {"x": 1}
 

@@ -12,15 +12,27 @@ import time
 from pathlib import Path
 
 import psutil
-
 from tests.helpers import run_cli
 
 
 def test_two_trials_headless(tmp_path: Path, module_dir: Path) -> None:
     data = tmp_path / "data"
-    result = run_cli("record", "--modules", "notes,ticker", "--duration", "1", "--trials", "2",
-                     "--label", "../pilot run!", "--data-dir", str(data),
-                     "--module-dir", str(module_dir), "--simulate")
+    result = run_cli(
+        "record",
+        "--modules",
+        "notes,ticker",
+        "--duration",
+        "1",
+        "--trials",
+        "2",
+        "--label",
+        "../pilot run!",
+        "--data-dir",
+        str(data),
+        "--module-dir",
+        str(module_dir),
+        "--simulate",
+    )
     assert result.returncode == 0, result.stderr
     session = Path(result.stdout.strip().splitlines()[-1])
     assert session.parent == data.resolve() and session.name.endswith("_pilot_run")
@@ -47,8 +59,9 @@ def test_two_trials_headless(tmp_path: Path, module_dir: Path) -> None:
 
 
 def test_record_fails_clearly_for_unknown_module(tmp_path: Path) -> None:
-    result = run_cli("record", "--modules", "teleporter", "--duration", "1",
-                     "--data-dir", str(tmp_path))
+    result = run_cli(
+        "record", "--modules", "teleporter", "--duration", "1", "--data-dir", str(tmp_path)
+    )
     assert result.returncode != 0
     assert "unknown module 'teleporter'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -57,8 +70,17 @@ def test_record_fails_clearly_for_unknown_module(tmp_path: Path) -> None:
 def test_record_fails_when_a_module_cannot_start(tmp_path: Path, module_dir: Path) -> None:
     bad = module_dir / "ticker" / "config.txt"
     bad.write_text(bad.read_text() + "rate_hz = fast\n")
-    result = run_cli("record", "--modules", "ticker", "--duration", "1",
-                     "--data-dir", str(tmp_path), "--module-dir", str(module_dir))
+    result = run_cli(
+        "record",
+        "--modules",
+        "ticker",
+        "--duration",
+        "1",
+        "--data-dir",
+        str(tmp_path),
+        "--module-dir",
+        str(module_dir),
+    )
     assert result.returncode != 0
     assert "rate_hz" in result.stderr and "Traceback" not in result.stderr
 
@@ -88,10 +110,24 @@ def _children(pid: int) -> list[psutil.Process]:
 
 def _master(tmp_path: Path, module_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rpi_logger", "record", "--modules", "ticker,tickerb,notes",
-         "--duration", "60", "--data-dir", str(tmp_path / "data"),
-         "--module-dir", str(module_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+        [
+            sys.executable,
+            "-m",
+            "rpi_logger",
+            "record",
+            "--modules",
+            "ticker,tickerb,notes",
+            "--duration",
+            "60",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--module-dir",
+            str(module_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
 
 
 def test_kill9_master_leaves_no_process_and_closed_files(tmp_path: Path, module_dir: Path) -> None:
@@ -104,7 +140,7 @@ def test_kill9_master_leaves_no_process_and_closed_files(tmp_path: Path, module_
         master.kill()
         master.wait(5)
         killed = time.monotonic()
-        gone, alive = psutil.wait_procs(children, timeout=3)
+        _, alive = psutil.wait_procs(children, timeout=3)
         assert not alive, f"modules still running 3 s after the master died: {alive}"
         print(f"\nmodules exited {time.monotonic() - killed:.2f} s after kill -9 of the master")
     finally:
@@ -128,7 +164,7 @@ def test_sigterm_and_sigint_end_the_master_cleanly(tmp_path: Path, module_dir: P
             children = _children(master.pid)
             master.send_signal(sig)
             master.wait(15)
-            gone, alive = psutil.wait_procs(children, timeout=3)
+            _, alive = psutil.wait_procs(children, timeout=3)
             assert not alive
         finally:
             master.kill()

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from tests.helpers import TICKER
 
 from rpi_logger.core import protocol
-from tests.helpers import TICKER
 
 
 class ModuleUnderTest:
@@ -25,7 +25,10 @@ class ModuleUnderTest:
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rpi_logger", "module", *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.lines: queue.Queue[dict] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -83,15 +86,21 @@ _ids = iter(range(10_000_000, 20_000_000))
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
-    max_leaves=6)
-_commands = st.fixed_dictionaries({
-    "v": st.sampled_from([1, 1, 1, 2, "1", None]),
-    "id": st.integers(-5, 5) | st.text(max_size=3) | st.none(),
-    "cmd": st.sampled_from(sorted(protocol.COMMAND_ARGS)) | st.text(max_size=8),
-    "args": st.dictionaries(st.sampled_from(["at_mono_ns", "trial", "label", "session_dir",
-                                             "settings", "x"]), _json_values, max_size=3)
-    | _json_values,
-}).map(json.dumps)
+    max_leaves=6,
+)
+_commands = st.fixed_dictionaries(
+    {
+        "v": st.sampled_from([1, 1, 1, 2, "1", None]),
+        "id": st.integers(-5, 5) | st.text(max_size=3) | st.none(),
+        "cmd": st.sampled_from(sorted(protocol.COMMAND_ARGS)) | st.text(max_size=8),
+        "args": st.dictionaries(
+            st.sampled_from(["at_mono_ns", "trial", "label", "session_dir", "settings", "x"]),
+            _json_values,
+            max_size=3,
+        )
+        | _json_values,
+    }
+).map(json.dumps)
 _lines = st.one_of(
     st.text(min_size=1, max_size=200).filter(lambda s: "\n" not in s),
     st.binary(min_size=1, max_size=200).filter(lambda b: b"\n" not in b),
@@ -103,7 +112,8 @@ _lines = st.one_of(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(line=_lines)
 def test_malformed_lines_get_an_error_reply_and_the_module_keeps_serving(
-        ticker: ModuleUnderTest, line: str | bytes) -> None:
+    ticker: ModuleUnderTest, line: str | bytes
+) -> None:
     data = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
     assume(data.strip())
     try:
@@ -120,7 +130,11 @@ def test_malformed_lines_get_an_error_reply_and_the_module_keeps_serving(
     assert status["ok"] is True and status["result"]["state"] == "idle"
     assert len(errors) == 1, f"{data!r} got {errors}"
     assert errors[0]["ok"] is False and errors[0]["error"]["code"] in {
-        protocol.BAD_JSON, protocol.BAD_MESSAGE, protocol.UNKNOWN_COMMAND, protocol.BAD_ARGS}
+        protocol.BAD_JSON,
+        protocol.BAD_MESSAGE,
+        protocol.UNKNOWN_COMMAND,
+        protocol.BAD_ARGS,
+    }
     assert errors[0]["error"]["message"]
 
 

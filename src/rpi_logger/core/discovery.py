@@ -60,8 +60,10 @@ def validate_module_structure(folder: Path) -> str | None:
         tree = ast.parse(entry.read_bytes(), filename=str(entry))
     except (SyntaxError, ValueError) as exc:
         return f"entry point does not parse: {exc}"
-    if not any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == ENTRY_FUNCTION
-               for node in tree.body):
+    if not any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == ENTRY_FUNCTION
+        for node in tree.body
+    ):
         return f"entry point defines no {ENTRY_FUNCTION}(context)"
     try:
         load_module_config(folder)
@@ -100,8 +102,9 @@ def _candidates(directory: Path) -> Iterable[Path]:
             yield child
 
 
-def discover_modules(extra_dirs: Iterable[Path | str] = (), *, include_builtin: bool = True
-                     ) -> list[ModuleSpec]:
+def discover_modules(
+    extra_dirs: Iterable[Path | str] = (), *, include_builtin: bool = True
+) -> list[ModuleSpec]:
     """Every candidate folder, valid or not. Built-ins win name clashes; later folders lose."""
     found: list[ModuleSpec] = []
     seen: dict[str, Path] = {}
@@ -124,8 +127,9 @@ def discover_modules(extra_dirs: Iterable[Path | str] = (), *, include_builtin: 
     return found
 
 
-async def discover_modules_async(extra_dirs: Iterable[Path | str] = (), *,
-                                 include_builtin: bool = True) -> list[ModuleSpec]:
+async def discover_modules_async(
+    extra_dirs: Iterable[Path | str] = (), *, include_builtin: bool = True
+) -> list[ModuleSpec]:
     """`discover_modules` on a worker thread: it reads many small files."""
     dirs = list(extra_dirs)
     return await asyncio.to_thread(discover_modules, dirs, include_builtin=include_builtin)

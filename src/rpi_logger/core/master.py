@@ -62,8 +62,12 @@ class ModuleEntry:
     last_status: dict[str, Any] = field(default_factory=dict)
 
     def manifest(self) -> dict[str, Any]:
-        return {"status": self.status, "error": self.error, "devices": self.devices,
-                "restarts": self.restarts}
+        return {
+            "status": self.status,
+            "error": self.error,
+            "devices": self.devices,
+            "restarts": self.restarts,
+        }
 
 
 def _truthy(value: str | None) -> bool:
@@ -148,17 +152,29 @@ class Master:
 
     async def _spawn(self, entry: ModuleEntry) -> str | None:
         assert self._tg is not None
-        proc = ModuleProcess(entry.spec, simulate=self.config.simulate,
-                             extra_dirs=self.config.module_dirs, on_event=self._on_event,
-                             on_exit=self._on_exit, log_level=self.config.log_level)
+        proc = ModuleProcess(
+            entry.spec,
+            simulate=self.config.simulate,
+            extra_dirs=self.config.module_dirs,
+            on_event=self._on_event,
+            on_exit=self._on_exit,
+            log_level=self.config.log_level,
+        )
         entry.proc = proc
         self._tg.create_task(proc.run(), name=f"module-{entry.spec.name}")
         try:
             await proc.started()
-            result = await proc.request("configure", {
-                "simulate": self.config.simulate,
-                "settings": {**self.state.settings.get(entry.spec.name, {}),
-                             **self.config.overrides.get(entry.spec.name, {})}}, timeout=30)
+            result = await proc.request(
+                "configure",
+                {
+                    "simulate": self.config.simulate,
+                    "settings": {
+                        **self.state.settings.get(entry.spec.name, {}),
+                        **self.config.overrides.get(entry.spec.name, {}),
+                    },
+                },
+                timeout=30,
+            )
         except (ModuleError, TimeoutError) as exc:
             entry.status, entry.error = "failed", f"failed to start: {exc}"
             log.error("%s", entry.error)
@@ -173,8 +189,7 @@ class Master:
     async def restore(self) -> dict[str, str | None]:
         """Load the saved state and start the modules it says are enabled."""
         self.state = await load_state_async(self.config.state_path)
-        known = [n for n in self.state.enabled
-                 if any(s.valid and s.name == n for s in self.specs)]
+        known = [n for n in self.state.enabled if any(s.valid and s.name == n for s in self.specs)]
         for name in set(self.state.enabled) - set(known):
             log.warning("saved state enables %s, which is not installed; skipped", name)
         return await self.start_modules(known)
@@ -209,8 +224,9 @@ class Master:
         result: dict[str, Any] = {}
         if entry is not None and entry.proc is not None and entry.proc.alive:
             try:
-                result = await entry.proc.request("configure", {"simulate": self.config.simulate,
-                                                                "settings": merged})
+                result = await entry.proc.request(
+                    "configure", {"simulate": self.config.simulate, "settings": merged}
+                )
             except ModuleError as exc:
                 raise MasterError(str(exc)) from None
         self.state.settings[spec.name] = merged
@@ -227,8 +243,11 @@ class Master:
         self._save_soon()
 
     def alive(self) -> list[ModuleEntry]:
-        return [e for e in self.modules.values() if e.proc is not None and e.proc.alive
-                and e.status == "ok"]
+        return [
+            e
+            for e in self.modules.values()
+            if e.proc is not None and e.proc.alive and e.status == "ok"
+        ]
 
     # -- sessions and trials --------------------------------------------------------------
     async def start_session(self, label: str | None = None) -> Session:
@@ -236,24 +255,33 @@ class Master:
             if self.session is not None:
                 raise MasterError("a session is already running")
             simulated = self.config.simulate or any(
-                e.last_status.get("simulated") for e in self.modules.values())
-            self.session = await Session.create(self.config.data_dir, clock.now(), label,
-                                                self._module_manifest(), simulated)
-            self._log_handle = await asyncio.to_thread(add_log_file,
-                                                       self.session.directory / "master.log")
+                e.last_status.get("simulated") for e in self.modules.values()
+            )
+            self.session = await Session.create(
+                self.config.data_dir, clock.now(), label, self._module_manifest(), simulated
+            )
+            self._log_handle = await asyncio.to_thread(
+                add_log_file, self.session.directory / "master.log"
+            )
             log.info("session %s started", self.session.directory)
             replies = await self._broadcast("start_session", self._session_args())
             for result in replies.values():
                 self.session.manifest["files"].extend((result or {}).get("files", []))
             await self.session.save()
-            self._notify({"event": "session", "data": {"id": self.session.directory.name,
-                                                        "state": "started"}})
+            self._notify(
+                {
+                    "event": "session",
+                    "data": {"id": self.session.directory.name, "state": "started"},
+                }
+            )
             return self.session
 
     def _session_args(self) -> dict[str, Any]:
         assert self.session is not None
-        return {"session_dir": str(self.session.directory),
-                "session_start_mono_ns": self.session.started.t_mono_ns}
+        return {
+            "session_dir": str(self.session.directory),
+            "session_start_mono_ns": self.session.started.t_mono_ns,
+        }
 
     async def start_trial(self, label: str | None = None) -> dict[str, Any]:
         """Start the next trial at one instant, a lead time from now, for every module."""
@@ -267,11 +295,16 @@ class Master:
             for entry in self.modules.values():
                 entry.part = 1
             self.monitor.begin_trial()
-            await self._broadcast("start_trial", {"at_mono_ns": at, "trial": number,
-                                                  "label": label, "part": 1})
+            await self._broadcast(
+                "start_trial", {"at_mono_ns": at, "trial": number, "label": label, "part": 1}
+            )
             self._save_soon()
-            self._notify({"event": "trial", "data": {"number": number, "state": "recording",
-                                                      "start_mono_ns": at}})
+            self._notify(
+                {
+                    "event": "trial",
+                    "data": {"number": number, "state": "recording", "start_mono_ns": at},
+                }
+            )
             return trial
 
     async def stop_trial(self, at_mono_ns: int | None = None) -> dict[str, Any]:
@@ -289,7 +322,7 @@ class Master:
                 at_mono_ns = time.monotonic_ns() + self.config.lead_time_ms * 1_000_000
             at = max(at_mono_ns, trial["start"]["mono_ns"])
             replies = await self._broadcast("stop_trial", {"at_mono_ns": at}, timeout=30)
-            for name, result in replies.items():
+            for result in replies.values():
                 for entry in (result or {}).get("files", []):
                     entry.setdefault("status", "complete")
                     Session.upsert_file(trial, entry)
@@ -300,8 +333,9 @@ class Master:
             self.monitor.end_trial()
             self._update_health()
             await session.save()
-            self._notify({"event": "trial", "data": {"number": trial["number"],
-                                                      "state": trial["status"]}})
+            self._notify(
+                {"event": "trial", "data": {"number": trial["number"], "state": trial["status"]}}
+            )
             return trial
 
     async def end_session(self) -> Session:
@@ -319,8 +353,9 @@ class Master:
                 await asyncio.to_thread(remove_log_file, self._log_handle)
                 self._log_handle = None
             self.session = None
-            self._notify({"event": "session", "data": {"id": session.directory.name,
-                                                        "state": "ended"}})
+            self._notify(
+                {"event": "session", "data": {"id": session.directory.name, "state": "ended"}}
+            )
             return session
 
     def _need_session(self) -> Session:
@@ -328,8 +363,9 @@ class Master:
             raise MasterError("no session is running")
         return self.session
 
-    async def _broadcast(self, cmd: str, args: dict[str, Any], timeout: float = 10.0
-                         ) -> dict[str, dict[str, Any] | None]:
+    async def _broadcast(
+        self, cmd: str, args: dict[str, Any], timeout: float = 10.0
+    ) -> dict[str, dict[str, Any] | None]:
         """Send one command to every running module at once; a failure fails that module only."""
         entries = self.alive()
 
@@ -353,8 +389,11 @@ class Master:
         entry = self.modules.get(NOTES)
         if entry is None or entry.proc is None or not entry.proc.alive:
             raise MasterError("the Notes module is not running")
-        recording = [e.spec.name for e in self.alive()
-                     if e.spec.name != NOTES and self.session and self.session.current_trial]
+        recording = [
+            e.spec.name
+            for e in self.alive()
+            if e.spec.name != NOTES and self.session and self.session.current_trial
+        ]
         try:
             return await entry.proc.request("add_note", {"text": text, "modules": recording})
         except ModuleError as exc:
@@ -389,7 +428,12 @@ class Master:
             return
         was_running = entry.status == "ok"  # a module that never started is not restarted
         self._mark_failed(entry, reason)
-        if was_running and entry.restart_on_crash and entry.restarts < MAX_RESTARTS and self._tg is not None:
+        if (
+            was_running
+            and entry.restart_on_crash
+            and entry.restarts < MAX_RESTARTS
+            and self._tg is not None
+        ):
             self._tg.create_task(self._restart(entry), name=f"restart-{proc.name}")
 
     def _mark_failed(self, entry: ModuleEntry, reason: str) -> None:
@@ -405,8 +449,13 @@ class Master:
             entry.proc.kill_now()  # a half-alive module must not keep writing
         self._manifest_modules()
         self._save_soon()
-        self._notify({"event": "module", "module": entry.spec.name,
-                      "data": {"status": "failed", "error": reason}})
+        self._notify(
+            {
+                "event": "module",
+                "module": entry.spec.name,
+                "data": {"status": "failed", "error": reason},
+            }
+        )
 
     async def _restart(self, entry: ModuleEntry) -> None:
         await asyncio.sleep(0.2)
@@ -423,9 +472,15 @@ class Master:
                     if trial is not None:
                         entry.part += 1
                         at = time.monotonic_ns() + self.config.lead_time_ms * 1_000_000
-                        await entry.proc.request("start_trial", {
-                            "at_mono_ns": at, "trial": trial["number"], "label": trial["label"],
-                            "part": entry.part})
+                        await entry.proc.request(
+                            "start_trial",
+                            {
+                                "at_mono_ns": at,
+                                "trial": trial["number"],
+                                "label": trial["label"],
+                                "part": entry.part,
+                            },
+                        )
             except ModuleError as exc:
                 self._mark_failed(entry, f"restart failed: {exc}")
                 return

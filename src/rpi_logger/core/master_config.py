@@ -10,10 +10,12 @@ from rpi_logger.config import Setting, load_settings
 MASTER_SETTINGS = (
     Setting("data_dir", str, "~/rpi-logger-data", "where session folders are created"),
     Setting("module_dirs", str, "", "extra module folders, comma-separated"),
-    Setting("lead_time_ms", int, 200, "how far ahead trial starts/stops are scheduled",
-            min=20, max=5000),
-    Setting("log_level", str, "INFO", "console log level",
-            choices=["DEBUG", "INFO", "WARNING", "ERROR"]),
+    Setting(
+        "lead_time_ms", int, 200, "how far ahead trial starts/stops are scheduled", min=20, max=5000
+    ),
+    Setting(
+        "log_level", str, "INFO", "console log level", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    ),
 )
 
 
@@ -31,6 +33,7 @@ def load_master_settings(path: Path | None = None) -> dict:
     """Typed master settings; a missing file means all defaults. Raises ConfigError."""
     values = load_settings(path or default_config_path(), MASTER_SETTINGS, missing_ok=True)
     values["data_dir"] = Path(values["data_dir"]).expanduser()
-    values["module_dirs"] = [Path(p.strip()).expanduser()
-                             for p in values["module_dirs"].split(",") if p.strip()]
+    values["module_dirs"] = [
+        Path(p.strip()).expanduser() for p in values["module_dirs"].split(",") if p.strip()
+    ]
     return values

@@ -2,7 +2,8 @@
 
 Master -> module, one command per line:  {"v":1, "id":N, "cmd":"...", "args":{...}}
 Module -> master, exactly one reply:      {"v":1, "id":N, "ok":true, "result":{...}}
-                                       or {"v":1, "id":N, "ok":false, "error":{"code":..., "message":...}}
+                                       or {"v":1, "id":N, "ok":false,
+                                           "error":{"code":..., "message":...}}
 Module -> master, unsolicited events:     {"v":1, "event":"...", "data":{...}}
 """
 
@@ -115,8 +116,11 @@ def _load(line: bytes | str) -> dict[str, Any]:
         raise ProtocolError(BAD_MESSAGE, "a message must be a JSON object")
     msg_id = obj.get("id")
     if obj.get("v") != VERSION:
-        raise ProtocolError(BAD_MESSAGE, f"unsupported protocol version {obj.get('v')!r}",
-                            msg_id if _is_int(msg_id) else None)
+        raise ProtocolError(
+            BAD_MESSAGE,
+            f"unsupported protocol version {obj.get('v')!r}",
+            msg_id if _is_int(msg_id) else None,
+        )
     return obj
 
 
@@ -184,5 +188,8 @@ def parse_incoming(line: bytes | str) -> Reply | Event:
     error = obj.get("error")
     if not isinstance(error, dict):
         error = {"code": FAILED, "message": str(error)}
-    return Reply(msg_id, False, error={"code": str(error.get("code", FAILED)),
-                                       "message": str(error.get("message", ""))})
+    return Reply(
+        msg_id,
+        False,
+        error={"code": str(error.get("code", FAILED)), "message": str(error.get("message", ""))},
+    )

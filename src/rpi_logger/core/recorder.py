@@ -19,10 +19,19 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def record(*, modules: list[str], duration_s: float, trials: int, label: str | None,
-                 data_dir: Path, simulate: bool, module_dirs: list[Path],
-                 lead_time_ms: int = 200, log_level: str = "INFO",
-                 overrides: list[tuple[str, str, str]] = ()) -> int:
+async def record(
+    *,
+    modules: list[str],
+    duration_s: float,
+    trials: int,
+    label: str | None,
+    data_dir: Path,
+    simulate: bool,
+    module_dirs: list[Path],
+    lead_time_ms: int = 200,
+    log_level: str = "INFO",
+    overrides: list[tuple[str, str, str]] = (),
+) -> int:
     """Record and return the exit status: 0 only if every module recorded every trial.
 
     Ctrl-C or SIGTERM stops the running trial at once and ends the session properly.
@@ -33,10 +42,19 @@ async def record(*, modules: list[str], duration_s: float, trials: int, label: s
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
     outcome: dict[str, object] = {}
     try:
-        return await _record(outcome, modules=modules, duration_s=duration_s, trials=trials,
-                             label=label, data_dir=data_dir, simulate=simulate,
-                             module_dirs=module_dirs, lead_time_ms=lead_time_ms,
-                             log_level=log_level, overrides=list(overrides))
+        return await _record(
+            outcome,
+            modules=modules,
+            duration_s=duration_s,
+            trials=trials,
+            label=label,
+            data_dir=data_dir,
+            simulate=simulate,
+            module_dirs=module_dirs,
+            lead_time_ms=lead_time_ms,
+            log_level=log_level,
+            overrides=list(overrides),
+        )
     except asyncio.CancelledError:
         _say("rpi-logger record: interrupted; the running trial was stopped")
         if "session" in outcome:
@@ -46,12 +64,27 @@ async def record(*, modules: list[str], duration_s: float, trials: int, label: s
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-async def _record(outcome: dict[str, object], *, modules: list[str], duration_s: float,
-                  trials: int, label: str | None, data_dir: Path, simulate: bool,
-                  module_dirs: list[Path], lead_time_ms: int, log_level: str,
-                  overrides: list[tuple[str, str, str]]) -> int:
-    config = MasterConfig(data_dir=Path(data_dir).expanduser(), module_dirs=module_dirs,
-                          lead_time_ms=lead_time_ms, simulate=simulate, log_level=log_level)
+async def _record(
+    outcome: dict[str, object],
+    *,
+    modules: list[str],
+    duration_s: float,
+    trials: int,
+    label: str | None,
+    data_dir: Path,
+    simulate: bool,
+    module_dirs: list[Path],
+    lead_time_ms: int,
+    log_level: str,
+    overrides: list[tuple[str, str, str]],
+) -> int:
+    config = MasterConfig(
+        data_dir=data_dir,
+        module_dirs=module_dirs,
+        lead_time_ms=lead_time_ms,
+        simulate=simulate,
+        log_level=log_level,
+    )
     session = None
     async with Master(config) as master:
         try:
@@ -70,8 +103,10 @@ async def _record(outcome: dict[str, object], *, modules: list[str], duration_s:
             return 1
         session = await master.start_session(label)
         outcome["session"] = session.directory
-        _say(f"recording session {session.directory.name}: {', '.join(names)}"
-             f"{' (simulated)' if session.manifest['simulated'] else ''}")
+        _say(
+            f"recording session {session.directory.name}: {', '.join(names)}"
+            f"{' (simulated)' if session.manifest['simulated'] else ''}"
+        )
         for number in range(1, trials + 1):
             trial = await master.start_trial(label)
             _say(f"  trial {number}/{trials}: {duration_s:g} s")

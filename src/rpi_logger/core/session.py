@@ -41,8 +41,11 @@ def session_dir_name(started: Stamp, label: str | None = None) -> str:
 
 
 def _software() -> dict[str, str]:
-    versions = {"rpi_logger": __version__, "python": sys.version.split()[0],
-                "platform": platform.platform()}
+    versions = {
+        "rpi_logger": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
     for mod in ("av", "numpy", "cv2"):
         module = sys.modules.get(mod)
         if module is not None:
@@ -53,8 +56,14 @@ def _software() -> dict[str, str]:
 class Session:
     """One session folder and its manifest. All mutation goes through methods that save."""
 
-    def __init__(self, directory: Path, started: Stamp, label: str | None,
-                 modules: dict[str, dict[str, Any]], simulated: bool) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        started: Stamp,
+        label: str | None,
+        modules: dict[str, dict[str, Any]],
+        simulated: bool,
+    ) -> None:
         self.directory = directory
         self.started = started
         self.manifest: dict[str, Any] = {
@@ -64,8 +73,11 @@ class Session:
             "simulated": simulated,
             "host": socket.gethostname(),
             "software": _software(),
-            "clock": {"mono_ns": started.t_mono_ns, "wall_unix": started.t_wall_unix,
-                      "source": "CLOCK_MONOTONIC"},
+            "clock": {
+                "mono_ns": started.t_mono_ns,
+                "wall_unix": started.t_wall_unix,
+                "source": "CLOCK_MONOTONIC",
+            },
             "modules": modules,
             "trials": [],
             "files": [],
@@ -75,8 +87,14 @@ class Session:
         self._save_lock = asyncio.Lock()
 
     @classmethod
-    async def create(cls, data_dir: Path, started: Stamp, label: str | None,
-                     modules: dict[str, dict[str, Any]], simulated: bool) -> Session:
+    async def create(
+        cls,
+        data_dir: Path,
+        started: Stamp,
+        label: str | None,
+        modules: dict[str, dict[str, Any]],
+        simulated: bool,
+    ) -> Session:
         """Make a fresh session folder (a suffix keeps two sessions of one second apart)."""
         base = session_dir_name(started, label)
 
@@ -107,8 +125,14 @@ class Session:
         return None
 
     def add_trial(self, number: int, label: str | None, start: Stamp) -> dict[str, Any]:
-        trial = {"number": number, "label": label, "status": "recording",
-                 "start": start.as_dict(), "stop": None, "files": []}
+        trial = {
+            "number": number,
+            "label": label,
+            "status": "recording",
+            "start": start.as_dict(),
+            "stop": None,
+            "files": [],
+        }
         self.trials.append(trial)
         return trial
 

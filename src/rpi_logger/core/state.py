@@ -62,6 +62,9 @@ async def load_state_async(path: Path | None = None) -> MasterState:
 
 async def save_state_async(state: MasterState, path: Path | None = None) -> None:
     # Snapshot on the loop: the thread must not read a state that is being changed.
-    snapshot = MasterState(list(state.enabled), json.loads(json.dumps(state.settings)),
-                           json.loads(json.dumps(state.ui)))
+    snapshot = MasterState(
+        list(state.enabled),
+        json.loads(json.dumps(state.settings)),
+        json.loads(json.dumps(state.ui)),
+    )
     await asyncio.to_thread(save_state, snapshot, path)

@@ -86,8 +86,16 @@ class ModuleProcess:
         return self.proc is not None and not self._exited.is_set()
 
     def command_line(self) -> list[str]:
-        cmd = [sys.executable, "-m", "rpi_logger", "--log-level", self.log_level, "module",
-               str(self.spec.path), "--supervised"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "rpi_logger",
+            "--log-level",
+            self.log_level,
+            "module",
+            str(self.spec.path),
+            "--supervised",
+        ]
         if self.simulate:
             cmd.append("--simulate")
         return cmd
@@ -96,8 +104,12 @@ class ModuleProcess:
         """Start the process and serve it until it exits. Owned by the master's TaskGroup."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = await asyncio.create_subprocess_exec(
-            *self.command_line(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, limit=protocol.MAX_LINE_BYTES + 2,
+            *self.command_line(),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            limit=protocol.MAX_LINE_BYTES + 2,
             start_new_session=True,  # a Ctrl-C for the master is not also a SIGINT for modules
         )
         self.health.last_heartbeat = time.monotonic()
@@ -117,8 +129,12 @@ class ModuleProcess:
                 if not fut.done():
                     fut.set_exception(ModuleError(self.name, f"module gone ({self.exit_reason})"))
             self._pending.clear()
-        log.log(logging.INFO if self.stopping else logging.ERROR,
-                "%s: process ended: %s", self.name, self.exit_reason)
+        log.log(
+            logging.INFO if self.stopping else logging.ERROR,
+            "%s: process ended: %s",
+            self.name,
+            self.exit_reason,
+        )
         if self.on_exit is not None:
             self.on_exit(self, "stopped" if self.stopping else self.exit_reason)
 
@@ -179,8 +195,9 @@ class ModuleProcess:
                     self.proc.kill()
                 return
 
-    async def request(self, cmd: str, args: dict[str, Any] | None = None,
-                      timeout: float = DEFAULT_REPLY_TIMEOUT_S) -> dict[str, Any]:
+    async def request(
+        self, cmd: str, args: dict[str, Any] | None = None, timeout: float = DEFAULT_REPLY_TIMEOUT_S
+    ) -> dict[str, Any]:
         """Send a command and wait for its reply; raises ModuleError on error or timeout."""
         if not self.alive or self.proc is None or self.proc.stdin is None:
             raise ModuleError(self.name, "module is not running")
@@ -197,7 +214,9 @@ class ModuleProcess:
         except (ConnectionError, BrokenPipeError):
             raise ModuleError(self.name, "module is not running") from None
         except TimeoutError:
-            raise ModuleError(self.name, f"no reply to {cmd!r} within {timeout} s", "timeout") from None
+            raise ModuleError(
+                self.name, f"no reply to {cmd!r} within {timeout} s", "timeout"
+            ) from None
         finally:
             self._pending.pop(msg_id, None)
         if not reply.ok:
@@ -205,16 +224,20 @@ class ModuleProcess:
             raise ModuleError(self.name, reply.error["message"], reply.error["code"])
         return reply.result or {}
 
-    async def stop(self, quit_timeout: float = 3.0, term_timeout: float = 2.0,
-                   kill_timeout: float = 2.0) -> None:
+    async def stop(
+        self, quit_timeout: float = 3.0, term_timeout: float = 2.0, kill_timeout: float = 2.0
+    ) -> None:
         """Escalate quit -> SIGTERM -> SIGKILL, each with its timeout; returns when it is gone."""
         self.stopping = True
         if not self.alive or self.proc is None:
             return
         with contextlib.suppress(ModuleError):
             await self.request("quit", timeout=quit_timeout)
-        for sig, timeout in ((None, quit_timeout), (signal.SIGTERM, term_timeout),
-                             (signal.SIGKILL, kill_timeout)):
+        for sig, timeout in (
+            (None, quit_timeout),
+            (signal.SIGTERM, term_timeout),
+            (signal.SIGKILL, kill_timeout),
+        ):
             if sig is not None:
                 log.warning("%s: did not exit, sending %s", self.name, sig.name)
                 with contextlib.suppress(ProcessLookupError):

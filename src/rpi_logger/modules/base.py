@@ -51,14 +51,16 @@ def typed_overrides(overrides: dict[str, Any], schema: Sequence[Setting]) -> dic
     for key, value in overrides.items():
         setting = by_name.get(key)
         if setting is None:
-            raise CommandError(f"unknown setting {key!r} (known: {', '.join(sorted(by_name))})",
-                               protocol.BAD_ARGS)
+            raise CommandError(
+                f"unknown setting {key!r} (known: {', '.join(sorted(by_name))})", protocol.BAD_ARGS
+            )
         text = ("true" if value else "false") if isinstance(value, bool) else value
         try:
             typed[key] = setting.parse(None if text is None else str(text))
         except ValueError as exc:
-            raise CommandError(f"setting {key!r} = {value!r}: expected {exc}",
-                               protocol.BAD_ARGS) from None
+            raise CommandError(
+                f"setting {key!r} = {value!r}: expected {exc}", protocol.BAD_ARGS
+            ) from None
     return typed
 
 
@@ -104,9 +106,16 @@ class FileRecord:
         def rel(p: Path | None) -> str | None:
             return None if p is None else str(p.relative_to(session_dir))
 
-        return {"module": module, "device": self.device, "kind": self.kind,
-                "path": rel(self.path), "timing": rel(self.timing),
-                "frames": self.frames, "dropped": self.dropped, **self.extra}
+        return {
+            "module": module,
+            "device": self.device,
+            "kind": self.kind,
+            "path": rel(self.path),
+            "timing": rel(self.timing),
+            "frames": self.frames,
+            "dropped": self.dropped,
+            **self.extra,
+        }
 
 
 class Module:
@@ -166,10 +175,13 @@ class Module:
     async def announce_file(self, record: FileRecord) -> None:
         """Tell the master a trial file was opened, so a crash can list it as interrupted."""
         if self.session is not None:
-            await self.emit(protocol.EV_FILE, {
-                "trial": self.trial.trial if self.trial else None,
-                "file": record.as_dict(self.session.directory, self.context.name),
-            })
+            await self.emit(
+                protocol.EV_FILE,
+                {
+                    "trial": self.trial.trial if self.trial else None,
+                    "file": record.as_dict(self.session.directory, self.context.name),
+                },
+            )
 
 
 @dataclass(slots=True)
@@ -180,7 +192,9 @@ class _Line:
 class ModuleRuntime:
     """Runs one `Module` in this process, speaking protocol v1 on stdin/stdout."""
 
-    def __init__(self, module: Module, settings_loader: Callable[[], Awaitable[dict]] | None = None):
+    def __init__(
+        self, module: Module, settings_loader: Callable[[], Awaitable[dict]] | None = None
+    ):
         self.module = module
         module.runtime = self
         self.context = module.context
@@ -288,9 +302,16 @@ class ModuleRuntime:
         proc.cpu_percent(None)  # prime: the first call always returns 0.0
         while True:
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
-            cpu, rss = await asyncio.to_thread(lambda: (proc.cpu_percent(None), proc.memory_info().rss))
-            data = {"state": self.state, "loop_lag_ms": self.monitor.snapshot(),
-                    "cpu_percent": cpu, "rss_mb": round(rss / 1e6, 1), **self.module.status()}
+            cpu, rss = await asyncio.to_thread(
+                lambda: (proc.cpu_percent(None), proc.memory_info().rss)
+            )
+            data = {
+                "state": self.state,
+                "loop_lag_ms": self.monitor.snapshot(),
+                "cpu_percent": cpu,
+                "rss_mb": round(rss / 1e6, 1),
+                **self.module.status(),
+            }
             await self.send(protocol.event(protocol.EV_HEARTBEAT, data))
 
     # -- input -----------------------------------------------------------------------------
@@ -329,8 +350,12 @@ class ModuleRuntime:
 
     async def _command_loop(self, tg: asyncio.TaskGroup) -> None:
         if self._stdin_reader is None:
-            self._track(tg.create_task(
-                asyncio.to_thread(self._read_file_stdin, asyncio.get_running_loop()), name="stdin"))
+            self._track(
+                tg.create_task(
+                    asyncio.to_thread(self._read_file_stdin, asyncio.get_running_loop()),
+                    name="stdin",
+                )
+            )
         while True:
             line = await self._next_line()
             if line is None:
@@ -398,7 +423,9 @@ class ModuleRuntime:
             raise
         except Exception as exc:
             log.exception("%s: command %s failed", self.context.name, cmd.cmd)
-            await self.send(protocol.reply_error(cmd.id, protocol.FAILED, f"{type(exc).__name__}: {exc}"))
+            await self.send(
+                protocol.reply_error(cmd.id, protocol.FAILED, f"{type(exc).__name__}: {exc}")
+            )
         else:
             await self.send(protocol.reply_ok(cmd.id, result))
 
@@ -413,15 +440,21 @@ class ModuleRuntime:
                 return {}
             case "configure":
                 async with self._lifecycle:
-                    return await self._configure(a.get("settings", {}), a.get("simulate", self.context.simulate))
+                    return await self._configure(
+                        a.get("settings", {}), a.get("simulate", self.context.simulate)
+                    )
             case "start_session":
                 async with self._lifecycle:
                     self._require("idle", cmd.cmd)
-                    return await self._start_session(Path(a["session_dir"]), a.get("session_start_mono_ns"))
+                    return await self._start_session(
+                        Path(a["session_dir"]), a.get("session_start_mono_ns")
+                    )
             case "start_trial":
                 async with self._lifecycle:
                     self._require("session", cmd.cmd)
-                    window = TrialWindow(a["trial"], a["at_mono_ns"], a.get("label"), a.get("part", 1))
+                    window = TrialWindow(
+                        a["trial"], a["at_mono_ns"], a.get("label"), a.get("part", 1)
+                    )
                     self.module.trial = window
                     result = await self.module.start_trial(window)
                     self.state = "recording"
@@ -432,14 +465,17 @@ class ModuleRuntime:
                     self._require("recording", cmd.cmd)
                     assert self.module.trial is not None
                     if a["at_mono_ns"] < self.module.trial.start_ns:
-                        raise CommandError("stop_trial: at_mono_ns is before the trial's start",
-                                           protocol.BAD_ARGS)
+                        raise CommandError(
+                            "stop_trial: at_mono_ns is before the trial's start", protocol.BAD_ARGS
+                        )
                     self.module.trial.stop_ns = a["at_mono_ns"]
                     return {"files": await self._finish_trial()}
             case "end_session":
                 async with self._lifecycle:
                     if self.state == "recording":
-                        raise CommandError("stop the trial before ending the session", protocol.BAD_STATE)
+                        raise CommandError(
+                            "stop the trial before ending the session", protocol.BAD_STATE
+                        )
                     self._require("session", cmd.cmd)
                     return await self._end_session()
             case _:
@@ -450,8 +486,9 @@ class ModuleRuntime:
 
     def _require(self, state: str, cmd: str) -> None:
         if self.state != state:
-            raise CommandError(f"{cmd} needs state {state!r}, module is {self.state!r}",
-                               protocol.BAD_STATE)
+            raise CommandError(
+                f"{cmd} needs state {state!r}, module is {self.state!r}", protocol.BAD_STATE
+            )
 
     async def _configure(self, overrides: dict[str, Any], simulate: bool) -> dict[str, Any]:
         try:
@@ -465,7 +502,9 @@ class ModuleRuntime:
     async def _start_session(self, directory: Path, start_mono_ns: int | None) -> dict[str, Any]:
         module_dir = directory / self.context.name
         await asyncio.to_thread(module_dir.mkdir, parents=True, exist_ok=True)
-        self.module.session = SessionInfo(directory, module_dir, start_mono_ns or time.monotonic_ns())
+        self.module.session = SessionInfo(
+            directory, module_dir, start_mono_ns or time.monotonic_ns()
+        )
         result = await self.module.start_session(self.module.session)
         self.state = "session"
         await self._status_event()
@@ -489,17 +528,24 @@ class ModuleRuntime:
         return result
 
     def _status(self) -> dict[str, Any]:
-        return {"name": self.context.name, "state": self.state, "simulated": self.context.simulate,
-                "trial": self.module.trial.trial if self.module.trial else None,
-                "loop_lag_ms": self.monitor.snapshot(), **self.module.status()}
+        return {
+            "name": self.context.name,
+            "state": self.state,
+            "simulated": self.context.simulate,
+            "trial": self.module.trial.trial if self.module.trial else None,
+            "loop_lag_ms": self.monitor.snapshot(),
+            **self.module.status(),
+        }
 
     async def _status_event(self) -> None:
         await self.send(protocol.event(protocol.EV_STATUS, self._status()))
 
 
-def run_module(module: Module, settings_loader: Callable[[], Awaitable[dict]] | None = None,
-               debug: bool = False) -> int:
+def run_module(
+    module: Module,
+    settings_loader: Callable[[], Awaitable[dict]] | None = None,
+    debug: bool = False,
+) -> int:
     """Process entry: run the module's runtime on a fresh event loop."""
     runtime = ModuleRuntime(module, settings_loader)
     return asyncio.run(runtime.run(), debug=debug)
-

@@ -21,15 +21,30 @@ from rpi_logger.logging_setup import setup_logging
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("module", help="module name (any case) or path of a module folder")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="where standalone sessions go (default: current folder)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where standalone sessions go (default: current folder)",
+    )
     parser.add_argument("--simulate", action="store_true", help="use simulated devices")
-    parser.add_argument("--supervised", action="store_true",
-                        help="run under the master (strict protocol, no shorthand)")
-    parser.add_argument("--module-dir", action="append", type=Path, default=[],
-                        help="extra folder holding module folders")
-    parser.add_argument("--debug-loop", action="store_true",
-                        help="asyncio debug mode: name slow callbacks in the log")
+    parser.add_argument(
+        "--supervised",
+        action="store_true",
+        help="run under the master (strict protocol, no shorthand)",
+    )
+    parser.add_argument(
+        "--module-dir",
+        action="append",
+        type=Path,
+        default=[],
+        help="extra folder holding module folders",
+    )
+    parser.add_argument(
+        "--debug-loop",
+        action="store_true",
+        help="asyncio debug mode: name slow callbacks in the log",
+    )
 
 
 def load_entry(path: Path) -> object:
@@ -58,8 +73,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(spec.name, args.log_level, relay=args.supervised)
     entry = load_entry(spec.path)
-    context = ModuleContext(name=spec.name, module_dir=spec.path, simulate=args.simulate,
-                            supervised=args.supervised, data_dir=args.data_dir)
+    context = ModuleContext(
+        name=spec.name,
+        module_dir=spec.path,
+        simulate=args.simulate,
+        supervised=args.supervised,
+        data_dir=args.data_dir,
+    )
     module: Module = entry.create_module(context)  # type: ignore[attr-defined]
     schema = [*COMMON_SETTINGS, *module.settings]
 

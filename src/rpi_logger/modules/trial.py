@@ -1,4 +1,5 @@
-"""Trial bookkeeping shared by every module: the [start, stop) window on the host clock, file names."""
+"""Trial bookkeeping shared by every module: the [start, stop) window on the host clock and
+trial file names."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from dataclasses import dataclass
 
 
 def trial_stem(trial: int, part: int = 1) -> str:
-    """`trial001`; a module restarted mid-trial writes its next files as `trial001_part2`."""
+    """`trial001`; a module restarted mid-trial writes its later files as `trial001_part2`."""
     return f"trial{trial:03d}" if part <= 1 else f"trial{trial:03d}_part{part}"
 
 
 @dataclass(slots=True)
 class TrialWindow:
-    """The instants a trial keeps: samples with `start_ns <= t < stop_ns` (stop open until known)."""
+    """The instants a trial keeps: `start_ns <= t < stop_ns` (stop is open until known)."""
 
     trial: int
     start_ns: int

@@ -7,6 +7,7 @@ line, drops) are reported but are what a crash or a real device legitimately lea
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import statistics
 from collections.abc import Callable
@@ -17,8 +18,17 @@ from typing import Any
 from rpi_logger.core.session import MANIFEST, SCHEMA
 
 ERROR, WARNING, INFO = "error", "warning", "info"
-REQUIRED_FIELDS = ("schema", "session_id", "simulated", "host", "software", "clock", "modules",
-                   "trials", "health")
+REQUIRED_FIELDS = (
+    "schema",
+    "session_id",
+    "simulated",
+    "host",
+    "software",
+    "clock",
+    "modules",
+    "trials",
+    "health",
+)
 
 
 @dataclass(slots=True)
@@ -42,9 +52,14 @@ class Report:
         self.findings.append(Finding(level, str(where), message))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"session": str(self.session), "ok": self.ok, "checked_files": self.checked_files,
-                "findings": [{"level": f.level, "where": f.where, "message": f.message}
-                             for f in self.findings]}
+        return {
+            "session": str(self.session),
+            "ok": self.ok,
+            "checked_files": self.checked_files,
+            "findings": [
+                {"level": f.level, "where": f.where, "message": f.message} for f in self.findings
+            ],
+        }
 
 
 @dataclass(slots=True)
@@ -63,7 +78,7 @@ class CsvTable:
 
 
 def read_csv_table(path: Path) -> CsvTable:
-    """Read a CSV, setting aside a last line cut short by a crash (no newline, or too few fields)."""
+    """Read a CSV, setting aside a last line cut short by a crash (no newline, too few fields)."""
     raw = path.read_bytes().decode("utf-8", errors="replace")
     truncated = bool(raw) and not raw.endswith("\n")
     lines = list(csv.reader(raw.splitlines()))
@@ -83,8 +98,14 @@ def _ints(values: list[str]) -> list[int] | None:
         return None
 
 
-def check_timestamps(report: Report, where: str, table: CsvTable, start_ns: int | None,
-                     stop_ns: int | None, column: str = "t_mono_ns") -> list[int]:
+def check_timestamps(
+    report: Report,
+    where: str,
+    table: CsvTable,
+    start_ns: int | None,
+    stop_ns: int | None,
+    column: str = "t_mono_ns",
+) -> list[int]:
     """Strictly increasing, inside [start, stop); lists gaps. Returns the parsed times."""
     values = table.column(column)
     if values is None:
@@ -96,8 +117,11 @@ def check_timestamps(report: Report, where: str, table: CsvTable, start_ns: int 
         return []
     bad = [i for i in range(1, len(times)) if times[i] <= times[i - 1]]
     if bad:
-        report.add(ERROR, where, f"{column} not strictly increasing at {len(bad)} rows "
-                   f"(first at data row {bad[0] + 1})")
+        report.add(
+            ERROR,
+            where,
+            f"{column} not strictly increasing at {len(bad)} rows (first at data row {bad[0] + 1})",
+        )
     if start_ns is not None:
         early = sum(1 for t in times if t < start_ns)
         if early:
@@ -107,12 +131,16 @@ def check_timestamps(report: Report, where: str, table: CsvTable, start_ns: int 
         if late:
             report.add(ERROR, where, f"{late} rows at or after the trial stop")
     if len(times) > 10:
-        intervals = [b - a for a, b in zip(times, times[1:], strict=False)]
+        intervals = [b - a for a, b in itertools.pairwise(times)]
         typical = statistics.median(intervals)
         gaps = [g for g in intervals if typical > 0 and g > 2.5 * typical]
         if gaps:
-            report.add(INFO, where, f"{len(gaps)} gaps longer than 2.5x the median interval "
-                       f"({typical / 1e6:.1f} ms); longest {max(gaps) / 1e6:.1f} ms")
+            report.add(
+                INFO,
+                where,
+                f"{len(gaps)} gaps longer than 2.5x the median interval "
+                f"({typical / 1e6:.1f} ms); longest {max(gaps) / 1e6:.1f} ms",
+            )
     return times
 
 
@@ -126,8 +154,9 @@ def _check_video(*args: Any) -> None:
 MEDIA_CHECKS: dict[str, Callable[..., None]] = {"video": _check_video}
 
 
-def _check_file(report: Report, session_dir: Path, entry: dict[str, Any],
-                trial: dict[str, Any] | None) -> None:
+def _check_file(
+    report: Report, session_dir: Path, entry: dict[str, Any], trial: dict[str, Any] | None
+) -> None:
     rel = entry.get("path")
     if not rel:
         report.add(ERROR, "session.json", f"file entry without a path: {entry}")
@@ -168,14 +197,16 @@ def _check_file(report: Report, session_dir: Path, entry: dict[str, Any],
         if "t_mono_ns" in table.header:
             check_timestamps(report, rel, table, start, stop)
         if entry.get("frames") is not None and entry["frames"] != len(table.rows):
-            report.add(ERROR, rel, f"manifest says {entry['frames']} rows, file has "
-                       f"{len(table.rows)}")
+            report.add(
+                ERROR, rel, f"manifest says {entry['frames']} rows, file has {len(table.rows)}"
+            )
     elif kind in MEDIA_CHECKS:
         MEDIA_CHECKS[kind](report, session_dir, entry, trial, timing_table)
 
 
-def _check_notes(report: Report, session_dir: Path, entry: dict[str, Any],
-                 trials: list[dict[str, Any]]) -> None:
+def _check_notes(
+    report: Report, session_dir: Path, entry: dict[str, Any], trials: list[dict[str, Any]]
+) -> None:
     path = session_dir / entry["path"]
     if not path.is_file():
         report.add(ERROR, entry["path"], "missing")
@@ -243,6 +274,8 @@ def format_report(report: Report) -> str:
     verdict = "OK" if report.ok else "FAILED"
     errors = sum(f.level == ERROR for f in report.findings)
     warnings = sum(f.level == WARNING for f in report.findings)
-    lines.append(f"{verdict}: {report.session.name}: {report.checked_files} files checked, "
-                 f"{errors} errors, {warnings} warnings")
+    lines.append(
+        f"{verdict}: {report.session.name}: {report.checked_files} files checked, "
+        f"{errors} errors, {warnings} warnings"
+    )
     return "\n".join(lines)

@@ -14,8 +14,9 @@ from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
 PTS_TOLERANCE_S = 1e-3
 
 
-def check_video(report: Any, session_dir: Path, entry: dict[str, Any],
-                trial: dict[str, Any] | None, timing: Any) -> None:
+def check_video(
+    report: Any, session_dir: Path, entry: dict[str, Any], trial: dict[str, Any] | None, timing: Any
+) -> None:
     """Append findings about one video file entry of the manifest to `report`."""
     from rpi_logger.tools.verify import ERROR, INFO, WARNING
 
@@ -25,16 +26,20 @@ def check_video(report: Any, session_dir: Path, entry: dict[str, Any],
     rows = timing.rows if timing is not None else []
     if path.stat().st_size == 0:
         if rows:
-            report.add(WARNING if interrupted else ERROR, rel,
-                       f"empty file but {len(rows)} timing rows")
+            report.add(
+                WARNING if interrupted else ERROR, rel, f"empty file but {len(rows)} timing rows"
+            )
         else:
             report.add(INFO, rel, "no frames in this trial")
         return
     scan = read_video_barcodes(path)
     frames = scan.frames
     if scan.error:
-        report.add(WARNING if interrupted else ERROR, rel,
-                   f"decodes {len(frames)} frames, then fails: {scan.error}")
+        report.add(
+            WARNING if interrupted else ERROR,
+            rel,
+            f"decodes {len(frames)} frames, then fails: {scan.error}",
+        )
     if timing is None:
         report.add(ERROR, rel, "no timing file to check the frames against")
         return
@@ -63,9 +68,16 @@ def check_video(report: Any, session_dir: Path, entry: dict[str, Any],
         if simulated and decoded.ms != ms_of(int(t)):
             barcode_bad += 1
     if off:
-        report.add(ERROR, rel, f"{off} frames presented more than 1 ms from their capture time "
-                   f"(worst {worst * 1000:.1f} ms)")
+        report.add(
+            ERROR,
+            rel,
+            f"{off} frames presented more than 1 ms from their capture time "
+            f"(worst {worst * 1000:.1f} ms)",
+        )
     if barcode_bad:
-        report.add(ERROR, rel, f"{barcode_bad} simulated frames show another capture time than "
-                   "their timing row")
+        report.add(
+            ERROR,
+            rel,
+            f"{barcode_bad} simulated frames show another capture time than their timing row",
+        )
     report.add(INFO, rel, f"{len(frames)} frames, PTS within {worst * 1e6:.0f} µs of capture time")

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tests.helpers import run_cli
 
 from rpi_logger.core.master import Master, MasterConfig
 from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
@@ -22,7 +23,6 @@ from rpi_logger.modules.cameras.frames import CameraInfo, Frame, FrameSource
 from rpi_logger.modules.cameras.pipeline import CameraPipeline
 from rpi_logger.modules.trial import TrialWindow
 from rpi_logger.tools.verify import verify_session
-from tests.helpers import run_cli
 
 
 def _timing(path: Path) -> list[dict[str, str]]:
@@ -31,16 +31,40 @@ def _timing(path: Path) -> list[dict[str, str]]:
 
 
 def _ffprobe_pts(path: Path) -> list[float]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                          "frame=pts_time", "-of", "csv=p=0", str(path)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [float(line.strip(",")) for line in out.split()]
 
 
 @pytest.mark.parametrize("encoder", ["pyav", "ffmpeg"])
 def test_five_second_trial_two_cameras_every_frame_exact(tmp_path: Path, encoder: str) -> None:
-    result = run_cli("record", "--modules", "cameras", "--duration", "5", "--simulate",
-                     "--data-dir", str(tmp_path), "--set", f"cameras.encoder={encoder}")
+    result = run_cli(
+        "record",
+        "--modules",
+        "cameras",
+        "--duration",
+        "5",
+        "--simulate",
+        "--data-dir",
+        str(tmp_path),
+        "--set",
+        f"cameras.encoder={encoder}",
+    )
     assert result.returncode == 0, result.stderr
     session = Path(result.stdout.strip().splitlines()[-1])
     manifest = json.loads((session / "session.json").read_text())
@@ -110,23 +134,26 @@ async def test_previews_are_small_jpegs(tmp_path: Path) -> None:
     config = MasterConfig(data_dir=tmp_path, simulate=True, state_path=tmp_path / "s.json")
     previews: list[dict] = []
     async with Master(config) as master:
-        master.listeners.append(lambda ev: previews.append(ev) if ev["event"] == "preview"
-                                else None)
+        master.listeners.append(
+            lambda ev: previews.append(ev) if ev["event"] == "preview" else None
+        )
         await master.start_modules(["Cameras"])
         await asyncio.sleep(1.5)
     cameras = {p["data"]["camera"] for p in previews}
     assert cameras == {"synthetic0", "synthetic1"}
     assert 4 <= len(previews) <= 2 * 1.5 * 5 + 2  # about 5 per second per camera
     data = previews[-1]["data"]
-    image = cv2.imdecode(np.frombuffer(base64.b64decode(data["jpeg_base64"]), np.uint8),
-                         cv2.IMREAD_COLOR)
+    image = cv2.imdecode(
+        np.frombuffer(base64.b64decode(data["jpeg_base64"]), np.uint8), cv2.IMREAD_COLOR
+    )
     assert image.shape == (180, 320, 3) == (data["height"], data["width"], 3)
 
 
 def test_no_camera_found_offers_simulated_ones(tmp_path: Path) -> None:
     """This machine has no camera: `auto` says so and records simulated cameras, labelled."""
-    result = run_cli("record", "--modules", "cameras", "--duration", "0.5",
-                     "--data-dir", str(tmp_path))
+    result = run_cli(
+        "record", "--modules", "cameras", "--duration", "0.5", "--data-dir", str(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     assert "no camera found" in result.stderr and "offering simulated cameras" in result.stderr
     manifest = json.loads((Path(result.stdout.split()[-1]) / "session.json").read_text())
@@ -135,8 +162,18 @@ def test_no_camera_found_offers_simulated_ones(tmp_path: Path) -> None:
 
 
 def test_bad_camera_setting_is_a_clear_error(tmp_path: Path) -> None:
-    result = run_cli("record", "--modules", "cameras", "--duration", "1", "--simulate",
-                     "--data-dir", str(tmp_path), "--set", "cameras.fps=fast")
+    result = run_cli(
+        "record",
+        "--modules",
+        "cameras",
+        "--duration",
+        "1",
+        "--simulate",
+        "--data-dir",
+        str(tmp_path),
+        "--set",
+        "cameras.fps=fast",
+    )
     assert result.returncode != 0
     assert "'fps'" in result.stderr and "a number between 1 and 240" in result.stderr
     assert "Traceback" not in result.stderr

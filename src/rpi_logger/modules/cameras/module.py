@@ -26,7 +26,7 @@ log = logging.getLogger("rpi_logger.cameras")
 def _find_real_cameras(backend: str) -> tuple[list[CameraDescriptor], list[str]]:
     """Cameras of the real backends (blocking: touches device files), and why any is missing."""
     notes: list[str] = []
-    for name in (("picamera2", "opencv") if backend == "auto" else (backend,)):
+    for name in ("picamera2", "opencv") if backend == "auto" else (backend,):
         cls = backend_class(name)
         ok, why = cls.available()
         if not ok:
@@ -73,28 +73,37 @@ class CamerasModule(Module):
             if not descriptors and backend != "auto":
                 raise CommandError(f"no {backend} camera: {'; '.join(self.notes)}")
             if not descriptors:
-                log.warning("no camera found (%s); offering simulated cameras",
-                            "; ".join(self.notes))
+                log.warning(
+                    "no camera found (%s); offering simulated cameras", "; ".join(self.notes)
+                )
         if not descriptors:
             descriptors = backend_class("synthetic").list_cameras(  # type: ignore[call-arg]
-                settings["synthetic_count"])
+                settings["synthetic_count"]
+            )
         wanted = [d.strip() for d in (settings.get("devices") or "").split(",") if d.strip()]
         if wanted:
             missing = [w for w in wanted if w not in {d.id for d in descriptors}]
             if missing:
-                raise CommandError(f"camera(s) not found: {', '.join(missing)} (found: "
-                                   f"{', '.join(d.id for d in descriptors)})")
+                raise CommandError(
+                    f"camera(s) not found: {', '.join(missing)} (found: "
+                    f"{', '.join(d.id for d in descriptors)})"
+                )
             descriptors = [d for d in descriptors if d.id in wanted]
         try:
-            self.cameras = {d.id: CameraPipeline(make_source(d, settings), settings)
-                            for d in descriptors}
+            self.cameras = {
+                d.id: CameraPipeline(make_source(d, settings), settings) for d in descriptors
+            }
         except (ValueError, CameraError) as exc:
             raise CommandError(str(exc), protocol.BAD_ARGS) from None
         self.context.simulate = all(d.simulated for d in descriptors)
         self._changed.set()  # run() restarts the capture loops with the new cameras
-        return {"devices": [{"id": d.id, "name": d.name, "backend": d.backend,
-                             "simulated": d.simulated} for d in descriptors],
-                "notes": self.notes}
+        return {
+            "devices": [
+                {"id": d.id, "name": d.name, "backend": d.backend, "simulated": d.simulated}
+                for d in descriptors
+            ],
+            "notes": self.notes,
+        }
 
     async def run(self) -> None:
         """Capture with the current cameras; restart the loops whenever configure() changes them."""
@@ -103,8 +112,7 @@ class CamerasModule(Module):
             self._changed.clear()
             cameras = list(self.cameras.values())
             async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(cam.capture(), name=f"capture-{cam.id}")
-                         for cam in cameras]
+                tasks = [tg.create_task(cam.capture(), name=f"capture-{cam.id}") for cam in cameras]
                 tasks.append(tg.create_task(self._previews(cameras), name="previews"))
                 await self._changed.wait()
                 for task in tasks:
@@ -133,8 +141,12 @@ class CamerasModule(Module):
     async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
         assert self.session is not None
         records = await asyncio.gather(
-            *(cam.start_trial(window, self.session.module_dir, self.session.directory)
-              for cam in self.cameras.values()), return_exceptions=True)
+            *(
+                cam.start_trial(window, self.session.module_dir, self.session.directory)
+                for cam in self.cameras.values()
+            ),
+            return_exceptions=True,
+        )
         errors = [r for r in records if isinstance(r, BaseException)]
         for record in records:
             if isinstance(record, FileRecord):

@@ -37,11 +37,17 @@ def make_camera_encoder(settings: dict[str, Any], on_written: Any) -> Encoder:
     """The encoder the settings ask for, configured from them."""
     queue_size = settings.get("queue_size") or None
     if settings.get("encoder", "pyav") == "ffmpeg":
-        ff = FFmpegSettings(encoder=settings.get("ffmpeg_codec", "libx264"),
-                            crf=settings.get("crf", 23), preset=settings.get("preset", "superfast"))
+        ff = FFmpegSettings(
+            encoder=settings.get("ffmpeg_codec", "libx264"),
+            crf=settings.get("crf", 23),
+            preset=settings.get("preset", "superfast"),
+        )
         return make_encoder("ffmpeg", settings=ff, queue_size=queue_size, on_written=on_written)
-    av = PyAVSettings(crf=settings.get("crf", 23), preset=settings.get("preset", "superfast"),
-                      threads=settings.get("threads", 0))
+    av = PyAVSettings(
+        crf=settings.get("crf", 23),
+        preset=settings.get("preset", "superfast"),
+        threads=settings.get("threads", 0),
+    )
     return make_encoder("pyav", settings=av, queue_size=queue_size, on_written=on_written)
 
 
@@ -107,8 +113,9 @@ class CameraPipeline:
         return round((len(self._arrivals) - 1) * 1e9 / span, 2) if span > 0 else 0.0
 
     # -- trials ----------------------------------------------------------------------------
-    async def start_trial(self, window: TrialWindow, module_dir: Path, session_dir: Path
-                          ) -> FileRecord:
+    async def start_trial(
+        self, window: TrialWindow, module_dir: Path, session_dir: Path
+    ) -> FileRecord:
         """Open the trial's MP4 and timing CSV; frames from `window.start_ns` on go in."""
         try:
             async with asyncio.timeout(OPEN_TIMEOUT_S):
@@ -121,21 +128,38 @@ class CameraPipeline:
         video, timing_path = folder / f"{stem}.mp4", folder / f"{stem}_timing.csv"
         # Rows come from the encoder thread; "block" makes that thread wait for room rather
         # than lose a timing row (the loop never calls this writer).
-        timing = CsvStreamWriter(timing_path, TIMING_COLUMNS, flush_interval_s=1.0,
-                                 max_queue=10_000, overflow="block", name=f"timing-{self.id}")
+        timing = CsvStreamWriter(
+            timing_path,
+            TIMING_COLUMNS,
+            flush_interval_s=1.0,
+            max_queue=10_000,
+            overflow="block",
+            name=f"timing-{self.id}",
+        )
         await asyncio.to_thread(timing.start)
-        encoder = make_camera_encoder(self.settings,
-                                      lambda written: timing.write_row(written.timing_values()))
+        encoder = make_camera_encoder(
+            self.settings, lambda written: timing.write_row(written.timing_values())
+        )
         info = self.source.info
         try:
             await encoder.open(video, info.width, info.height, info.fps, window.start_ns)
         except EncoderError:
             await timing.aclose()
             raise
-        record = FileRecord(self.id, "video", video, timing_path,
-                            extra={"encoder": encoder.name, "width": info.width,
-                                   "height": info.height, "fps": info.fps,
-                                   "backend": info.backend, "simulated": info.simulated})
+        record = FileRecord(
+            self.id,
+            "video",
+            video,
+            timing_path,
+            extra={
+                "encoder": encoder.name,
+                "width": info.width,
+                "height": info.height,
+                "fps": info.fps,
+                "backend": info.backend,
+                "simulated": info.simulated,
+            },
+        )
         self._recording = _Recording(window, encoder, timing, record)
         return record
 
@@ -164,23 +188,37 @@ class CameraPipeline:
         rec.record.extra["encode_ms_mean"] = round(stats.encode_ns_mean / 1e6, 3)
         if error:
             rec.record.extra["error"] = error
-        log.info("camera %s: trial %d closed: %d frames, %d dropped (%.2f s to finalize)",
-                 self.id, rec.window.trial, stats.frames_written, rec.record.dropped,
-                 time.monotonic() - started)
+        log.info(
+            "camera %s: trial %d closed: %d frames, %d dropped (%.2f s to finalize)",
+            self.id,
+            rec.window.trial,
+            stats.frames_written,
+            rec.record.dropped,
+            time.monotonic() - started,
+        )
         return rec.record
 
     def status(self) -> dict[str, Any]:
         info = self.source.info
         rec = self._recording
         out: dict[str, Any] = {
-            "id": self.id, "name": info.name, "backend": info.backend,
-            "simulated": info.simulated, "width": info.width, "height": info.height,
-            "fps": self.fps, "error": self.error, "recording": rec is not None,
+            "id": self.id,
+            "name": info.name,
+            "backend": info.backend,
+            "simulated": info.simulated,
+            "width": info.width,
+            "height": info.height,
+            "fps": self.fps,
+            "error": self.error,
+            "recording": rec is not None,
         }
         if rec is not None:
             stats = rec.encoder.stats
-            out.update(frames=stats.frames_written,
-                       dropped=stats.dropped + rec.gap_drops,
-                       dropped_queue_overflow=stats.dropped_queue_overflow,
-                       dropped_device_gap=rec.gap_drops, queue_depth=stats.queue_depth)
+            out.update(
+                frames=stats.frames_written,
+                dropped=stats.dropped + rec.gap_drops,
+                dropped_queue_overflow=stats.dropped_queue_overflow,
+                dropped_device_gap=rec.gap_drops,
+                queue_depth=stats.queue_depth,
+            )
         return out

@@ -28,8 +28,9 @@ def preview_jpeg(frame: Frame, width: int) -> tuple[bytes, int, int]:
     h, w = image.shape[:2]
     height = max(2, round(h * width / w))
     small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(small),
-                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    ok, data = cv2.imencode(
+        ".jpg", np.ascontiguousarray(small), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    )
     if not ok:
         raise ValueError("JPEG encoding failed")
     return data.tobytes(), width, height
@@ -38,5 +39,10 @@ def preview_jpeg(frame: Frame, width: int) -> tuple[bytes, int, int]:
 def preview_event(camera_id: str, frame: Frame, width: int) -> dict:
     """The `preview` event payload for one frame. Blocking (runs on a worker thread)."""
     jpeg, w, h = preview_jpeg(frame, width)
-    return {"camera": camera_id, "t_mono_ns": frame.t_mono_ns, "width": w, "height": h,
-            "jpeg_base64": base64.b64encode(jpeg).decode("ascii")}
+    return {
+        "camera": camera_id,
+        "t_mono_ns": frame.t_mono_ns,
+        "width": w,
+        "height": h,
+        "jpeg_base64": base64.b64encode(jpeg).decode("ascii"),
+    }

@@ -12,8 +12,16 @@ from rpi_logger.io import clock
 from rpi_logger.io.csv_writer import CsvStreamWriter
 from rpi_logger.modules.base import CommandError, FileRecord, Module, SessionInfo
 
-COLUMNS = ("note_index", "t_mono_ns", "t_wall_unix", "wall_iso", "trial", "elapsed_s", "text",
-           "modules")
+COLUMNS = (
+    "note_index",
+    "t_mono_ns",
+    "t_wall_unix",
+    "wall_iso",
+    "trial",
+    "elapsed_s",
+    "text",
+    "modules",
+)
 MAX_NOTE_CHARS = 10_000
 
 
@@ -30,7 +38,9 @@ class NotesModule(Module):
         "add_note": {"text": ((str,), True), "modules": ((list,), False)},
         "get_notes": {},
     }
-    settings = (Setting("flush_interval_s", float, 1.0, "seconds between flushes", min=0.05, max=10),)
+    settings = (
+        Setting("flush_interval_s", float, 1.0, "seconds between flushes", min=0.05, max=10),
+    )
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
@@ -45,8 +55,9 @@ class NotesModule(Module):
 
     async def start_session(self, session: SessionInfo) -> dict[str, Any]:
         path = session.module_dir / "notes.csv"
-        self.writer = CsvStreamWriter(path, COLUMNS, flush_interval_s=self.flush_interval_s,
-                                      overflow="block", name="notes")
+        self.writer = CsvStreamWriter(
+            path, COLUMNS, flush_interval_s=self.flush_interval_s, overflow="block", name="notes"
+        )
         await asyncio.to_thread(self.writer.start)
         self.notes = []
         record = FileRecord("notes", "csv", path)
