@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if (( $# )); then exec .venv/bin/rpi-logger "$@"; fi
-exec .venv/bin/rpi-logger record --modules "${RPI_LOGGER_DEMO_MODULES:-notes}" \
+exec .venv/bin/rpi-logger record --modules "${RPI_LOGGER_DEMO_MODULES:-cameras,notes}" \
     --duration 10 --trials 1 --label demo

@@ -10,9 +10,10 @@ from tests.helpers import make_ticker
 
 @pytest.fixture(autouse=True)
 def _isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own config home, so no test reads or writes the user's state."""
+    """Every test gets its own config and state homes: no test touches the user's files."""
     home = tmp_path / "xdg-config"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     return home
 
 

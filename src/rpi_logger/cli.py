@@ -150,10 +150,11 @@ def cmd_modules(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     from rpi_logger.core.recorder import record
-    from rpi_logger.logging_setup import setup_logging
+    from rpi_logger.logging_setup import default_log_file, setup_logging
 
     settings = _master_settings(args)
-    setup_logging("master", settings["log_level"])
+    # Module processes log through the master, so this one rotating file holds every process.
+    setup_logging("master", settings["log_level"], default_log_file())
     data_dir = Path(args.data_dir or settings["data_dir"]).expanduser()
     return asyncio.run(
         record(

@@ -14,7 +14,7 @@ _CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s [%(process_name)s] %(name)s: %(me
 # A supervised module's stderr is read by the master, which stamps time and module name itself.
 RELAY_FORMAT = "%(levelname)s %(name)s: %(message)s"
 _FILE_FORMAT = (
-    "%(asctime)s.%(msecs)03d %(levelname)-7s [%(process_name)s pid=%(process)d] "
+    "%(asctime)s.%(msecs)03d %(levelname)-7s [%(process_name)s pid=%(process_pid)s] "
     "%(name)s: %(message)s"
 )
 
@@ -45,6 +45,7 @@ class _ProcessNameFilter(logging.Filter):
         # Lines relayed from a module process already carry that module's name.
         if not hasattr(record, "process_name"):
             record.process_name = self.process_name
+            record.process_pid = record.process
         return True
 
 
@@ -102,6 +103,14 @@ def setup_logging(
     # Third-party chatter stays at WARNING unless asked for.
     for noisy in ("libav", "PIL", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def default_log_file(process_name: str = "rpi-logger") -> Path:
+    """`$XDG_STATE_HOME/rpi-logger/logs/<name>.log` (default under `~/.local/state`)."""
+    import os
+
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "rpi-logger" / "logs" / f"{process_name}.log"
 
 
 def add_log_file(path: Path, level: int = logging.DEBUG) -> logging.Handler:

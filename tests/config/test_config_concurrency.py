@@ -49,8 +49,15 @@ def _check_own(cfg: dict[str, str], name: str, last: int) -> None:
     assert got == str(last), f"{name}: lost update, counter is {got!r}, wrote {last}"
 
 
-@pytest.mark.timeout(45)
-async def test_threads_and_coroutines_mixing_apis_lose_nothing(tmp_path: Path) -> None:
+@pytest.mark.timeout(60)
+def test_threads_and_coroutines_mixing_apis_lose_nothing(tmp_path: Path) -> None:
+    """8 threads (4 sync API, 4 asyncio.run of the async API) and 8 coroutines on one loop
+    (4 calling the sync API on the loop thread, 4 the async API), plus a polling reader.
+
+    The asyncio part runs in its own thread and loop, joined with a timeout: a deadlock then
+    fails the test with a message instead of wedging pytest's loop (a timeout signal can only
+    unblock a wedged loop once; the next blocked coroutine would hang the run).
+    """
     path = tmp_path / "config.txt"
     path.write_text(HEADER, encoding="utf-8")
     errors: list[BaseException] = []
@@ -121,21 +128,31 @@ async def test_threads_and_coroutines_mixing_apis_lose_nothing(tmp_path: Path) -
         names.append(name)
         coros.append(sync_on_loop(name) if n % 2 == 0 else async_coro(name))
 
-    for t in threads:
-        t.start()
-    tasks = [asyncio.create_task(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        # On failure stop the other coroutines at their next await, before this block awaits
-        # anything: a sync writer resuming on a wedged loop would block it forever.
-        for task in tasks:
-            task.cancel()
-        deadline = time.monotonic() + 20
-        for t in threads[1:]:
-            await asyncio.to_thread(t.join, max(0.0, deadline - time.monotonic()))
-        done.set()
-        await asyncio.to_thread(threads[0].join, 5)
+    async def main() -> None:
+        for t in threads:
+            t.start()
+        tasks = [asyncio.create_task(c) for c in coros]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:  # on failure, stop the rest at their next await
+                task.cancel()
+            deadline = time.monotonic() + 20
+            for t in threads[1:]:
+                await asyncio.to_thread(t.join, max(0.0, deadline - time.monotonic()))
+            done.set()
+            await asyncio.to_thread(threads[0].join, 5)
+
+    def run_loop() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            errors.append(exc)
+
+    runner = threading.Thread(target=run_loop, daemon=True)
+    runner.start()
+    runner.join(timeout=45)
+    assert not runner.is_alive(), "deadlock: the event loop of the test never finished"
     stuck = [t.name for t in threads if t.is_alive()]
     assert not stuck, f"threads still blocked (deadlock?): {stuck}"
     if errors:

@@ -52,7 +52,10 @@ def test_two_trials_headless(tmp_path: Path, module_dir: Path) -> None:
     assert {"Ticker", "Notes"} <= set(manifest["health"])
     assert manifest["health"]["Ticker"]["loop_lag_ms"]["p99"] >= 0
     assert (session / "Notes" / "notes.csv").read_text().startswith("note_index,t_mono_ns")
-    assert (session / "master.log").stat().st_size > 0
+    master_log = (session / "master.log").read_text()
+    assert "[Ticker pid=" in master_log and "[master pid=" in master_log  # every process named
+    rotating = tmp_path / "xdg-state" / "rpi-logger" / "logs" / "rpi-logger.log"
+    assert "session" in rotating.read_text()
     check = run_cli("verify", str(session))
     assert check.returncode == 0, check.stdout
     assert "OK" in check.stdout.splitlines()[-1]

@@ -170,7 +170,7 @@ class ModuleProcess:
     async def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         fallback = logging.getLogger(f"rpi_logger.module.{self.name}")
-        extra = {"process_name": self.name}
+        extra = {"process_name": self.name, "process_pid": self.proc.pid}
         while line := await self.proc.stderr.readline():
             # Lines look like "LEVEL logger.name: message" (logging_setup.RELAY_FORMAT); anything
             # else (a crash's traceback, a library printing) is kept verbatim at WARNING.

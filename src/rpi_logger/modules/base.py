@@ -458,6 +458,8 @@ class ModuleRuntime:
                     self.module.trial = window
                     result = await self.module.start_trial(window)
                     self.state = "recording"
+                    log.info("%s: trial %d (part %d) starts at %d", self.context.name,
+                             window.trial, window.part, window.start_ns)
                     await self._status_event()
                     return result
             case "stop_trial":
@@ -515,6 +517,8 @@ class ModuleRuntime:
         assert window is not None and window.stop_ns is not None and self.module.session is not None
         await sleep_until(window.stop_ns + int(STOP_GRACE_S * 1e9))
         records = await self.module.stop_trial(window)
+        log.info("%s: trial %d stopped at %d: %d files", self.context.name, window.trial,
+                 window.stop_ns, len(records))
         self.state = "session"
         self.module.trial = None
         await self._status_event()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rpi_logger.config import ConfigError, load_settings_async
 from rpi_logger.core.discovery import BUILTIN_DIR, find_module
-from rpi_logger.logging_setup import setup_logging
+from rpi_logger.logging_setup import default_log_file, setup_logging
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     except LookupError as exc:
         print(f"rpi-logger module: {exc}", file=sys.stderr)
         return 2
-    setup_logging(spec.name, args.log_level, relay=args.supervised)
+    # Supervised, the master keeps our lines in its log; standalone, we keep our own file.
+    log_file = None if args.supervised else default_log_file(f"module-{spec.name}")
+    setup_logging(spec.name, args.log_level, log_file, relay=args.supervised)
     entry = load_entry(spec.path)
     context = ModuleContext(
         name=spec.name,
