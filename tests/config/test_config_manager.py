@@ -51,6 +51,16 @@ def test_malformed_existing_file_is_not_overwritten(tmp_path: Path) -> None:
     assert path.read_text() == "a = 1\nthis line is broken\n"
 
 
+def test_undecodable_file_is_a_config_error_with_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.txt"
+    path.write_bytes(b"a = 1\nb = caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"config\.txt:2: not valid utf-8"):
+        read_config(path)
+    with pytest.raises(ConfigError, match=r"config\.txt:2: not valid utf-8"):
+        write_config(path, {"a": 2})
+    assert path.read_bytes() == b"a = 1\nb = caf\xe9\n"
+
+
 def test_write_is_durable_and_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Temp file in the same folder, fsync(file), os.replace, fsync(folder): in that order."""
     path = tmp_path / "config.txt"

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from .parser import ConfigDocument, ConfigEntry, validate_key, validate_value
+from .parser import ConfigDocument, ConfigEntry, ConfigError, validate_key, validate_value
 
 try:  # POSIX only; the product targets Linux and macOS.
     import fcntl
@@ -205,7 +205,7 @@ class ConfigManager:
         with open(path, "rb") as fh:
             data = fh.read()
         # newline="" semantics: decode bytes ourselves so "\r" is never turned into "\n".
-        return ConfigDocument.parse(data.decode(self.encoding), os.fspath(path))
+        return ConfigDocument.parse(self._decode(data, os.fspath(path)), os.fspath(path))
 
     def read_entries(self, path: StrPath) -> list[ConfigEntry]:
         """Entries of ``path`` in file order, with 1-based line numbers."""
@@ -223,9 +223,11 @@ class ConfigManager:
 
         Safe from any thread, the event loop's thread included: the work is done inline on the
         calling thread and costs a read of a small file, a write and 2 fsyncs (file and folder),
-        plus waiting for writers of the same file already queued before this call (each doing
-        that same bounded work; the async API never holds the lock while awaiting). Values are
-        converted with :func:`to_config_value`; ``None`` writes an unset value (``key =``).
+        plus waiting for the writers of the same file queued before this call (FIFO; in other
+        processes: the one holding the file lock), each doing that same bounded work; the async
+        API never holds the lock while awaiting. Values are converted with
+        :func:`to_config_value`; ``None`` writes an unset value (``key =``). Empty ``updates``
+        write nothing; unchanged content skips the write.
         """
         clean = self._clean_updates(updates)
         if not clean:
@@ -269,14 +271,25 @@ class ConfigManager:
             clean[key] = None if text is None else validate_value(key, text)
         return clean
 
+    def _decode(self, data: bytes, shown: str) -> str:
+        try:
+            return data.decode(self.encoding)
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise ConfigError(
+                f"{shown}:{line}: not valid {self.encoding} text ({exc.reason})",
+                source=shown,
+                line=line,
+            ) from None
+
     def _update_locked(self, resolved: str, shown: str, updates: dict[str, str | None]) -> None:
         try:
             with open(resolved, "rb") as fh:
                 old = fh.read()
-            mode: int | None = os.stat(resolved).st_mode & 0o7777
+                mode: int | None = os.fstat(fh.fileno()).st_mode & 0o7777
         except FileNotFoundError:
             old, mode = b"", None
-        doc = ConfigDocument.parse(old.decode(self.encoding), shown)
+        doc = ConfigDocument.parse(self._decode(old, shown), shown)
         doc.update(updates)
         new = doc.render().encode(self.encoding)
         if new == old and mode is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -277,7 +278,8 @@ class ModuleRuntime:
         async with self._lifecycle:
             try:
                 if self.state == "recording" and self.module.trial is not None:
-                    self.module.trial.stop_ns = time.monotonic_ns()
+                    window = self.module.trial
+                    window.stop_ns = max(time.monotonic_ns(), window.start_ns)
                     await self._finish_trial()
                 if self.state == "session":
                     await self._end_session()
@@ -324,7 +326,8 @@ class ModuleRuntime:
         sys.stdout = sys.stderr
         with contextlib.suppress(ValueError, OSError):
             transport, proto = await loop.connect_write_pipe(
-                asyncio.streams.FlowControlMixin, os.fdopen(self._proto_fd, "wb", buffering=0)
+                asyncio.streams.FlowControlMixin,
+                os.fdopen(self._proto_fd, "wb", buffering=0, closefd=False),
             )
             self._writer = asyncio.StreamWriter(transport, proto, None, loop)
 
@@ -383,8 +386,6 @@ class ModuleRuntime:
             return line
         if not words or words[0].startswith("{"):
             return line
-        import json
-
         args: dict[str, Any] = {}
         for word in words[1:]:
             key, _, value = word.partition("=")
@@ -458,8 +459,13 @@ class ModuleRuntime:
                     self.module.trial = window
                     result = await self.module.start_trial(window)
                     self.state = "recording"
-                    log.info("%s: trial %d (part %d) starts at %d", self.context.name,
-                             window.trial, window.part, window.start_ns)
+                    log.info(
+                        "%s: trial %d (part %d) starts at %d",
+                        self.context.name,
+                        window.trial,
+                        window.part,
+                        window.start_ns,
+                    )
                     await self._status_event()
                     return result
             case "stop_trial":
@@ -517,8 +523,13 @@ class ModuleRuntime:
         assert window is not None and window.stop_ns is not None and self.module.session is not None
         await sleep_until(window.stop_ns + int(STOP_GRACE_S * 1e9))
         records = await self.module.stop_trial(window)
-        log.info("%s: trial %d stopped at %d: %d files", self.context.name, window.trial,
-                 window.stop_ns, len(records))
+        log.info(
+            "%s: trial %d stopped at %d: %d files",
+            self.context.name,
+            window.trial,
+            window.stop_ns,
+            len(records),
+        )
         self.state = "session"
         self.module.trial = None
         await self._status_event()
