@@ -145,13 +145,13 @@ def test_sync_write_runs_inline_on_the_calling_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[int] = []
-    real = manager_mod._atomic_write
+    real = manager_mod.atomic_write_bytes
 
-    def spy(*args: object) -> None:
+    def spy(*args: object, **kwargs: object) -> None:
         threads.append(threading.get_ident())
-        real(*args)  # type: ignore[arg-type]
+        real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(manager_mod, "_atomic_write", spy)
+    monkeypatch.setattr(manager_mod, "atomic_write_bytes", spy)
     write_config(tmp_path / "c.txt", {"a": 1})
     assert threads == [threading.get_ident()]
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+from rpi_logger.io.atomic import atomic_write_bytes
 
 from .parser import ConfigDocument, ConfigEntry, ConfigError, validate_key, validate_value
 
@@ -150,43 +151,6 @@ def _flock(lock_file: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _fsync_dir(folder: str) -> None:
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-    fd = os.open(folder, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: str, data: bytes, mode: int | None) -> None:
-    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename, fsync folder."""
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # O_EXCL: never follow or clobber something already there; 0o666 lets the umask decide
-    # permissions for a new file (mkstemp would force 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        try:
-            if mode is not None:
-                os.fchmod(fd, mode)  # keep the permissions of the file being replaced
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    # Make the rename itself durable: without this a power cut can bring the old file back.
-    _fsync_dir(folder or ".")
-
-
 class ConfigManager:
     """Reads and writes ``config.txt`` files; safe from any thread, coroutine or process.
 
@@ -294,7 +258,8 @@ class ConfigManager:
         new = doc.render().encode(self.encoding)
         if new == old and mode is not None:
             return  # nothing changed: skip the write and its fsyncs
-        _atomic_write(resolved, new, mode)
+        # Temp file in the same folder, fsync, rename, fsync the folder (io.atomic).
+        atomic_write_bytes(resolved, new, mode=mode)
 
 
 default_manager = ConfigManager()
