@@ -149,27 +149,23 @@ def cmd_modules(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from rpi_logger.core.recorder import record
+    from rpi_logger.core.master import MasterConfig
+    from rpi_logger.core.recorder import RecordPlan, record
     from rpi_logger.logging_setup import default_log_file, setup_logging
 
     settings = _master_settings(args)
     # Module processes log through the master, so this one rotating file holds every process.
     setup_logging("master", settings["log_level"], default_log_file())
     data_dir = Path(args.data_dir or settings["data_dir"]).expanduser()
-    return asyncio.run(
-        record(
-            modules=args.modules,
-            duration_s=args.duration,
-            trials=args.trials,
-            label=args.label,
-            data_dir=data_dir,
-            simulate=args.simulate,
-            module_dirs=[*settings["module_dirs"], *args.module_dir],
-            overrides=args.set,
-            lead_time_ms=settings["lead_time_ms"],
-            log_level=settings["log_level"],
-        )
+    plan = RecordPlan(args.modules, args.duration, args.trials, args.label, args.set)
+    config = MasterConfig(
+        data_dir=data_dir,
+        module_dirs=[*settings["module_dirs"], *args.module_dir],
+        lead_time_ms=settings["lead_time_ms"],
+        simulate=args.simulate,
+        log_level=settings["log_level"],
     )
+    return asyncio.run(record(plan, config))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from rpi_logger.core.master import Master, MasterConfig, MasterError
 from rpi_logger.modules.trial import sleep_until
@@ -19,19 +19,18 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def record(
-    *,
-    modules: list[str],
-    duration_s: float,
-    trials: int,
-    label: str | None,
-    data_dir: Path,
-    simulate: bool,
-    module_dirs: list[Path],
-    lead_time_ms: int = 200,
-    log_level: str = "INFO",
-    overrides: list[tuple[str, str, str]] = (),
-) -> int:
+@dataclass(slots=True)
+class RecordPlan:
+    """What `rpi-logger record` was asked to do."""
+
+    modules: list[str]
+    duration_s: float
+    trials: int = 1
+    label: str | None = None
+    overrides: list[tuple[str, str, str]] = field(default_factory=list)  # module, key, value
+
+
+async def record(plan: RecordPlan, config: MasterConfig) -> int:
     """Record and return the exit status: 0 only if every module recorded every trial.
 
     Ctrl-C or SIGTERM stops the running trial at once and ends the session properly.
@@ -42,19 +41,7 @@ async def record(
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
     outcome: dict[str, object] = {}
     try:
-        return await _record(
-            outcome,
-            modules=modules,
-            duration_s=duration_s,
-            trials=trials,
-            label=label,
-            data_dir=data_dir,
-            simulate=simulate,
-            module_dirs=module_dirs,
-            lead_time_ms=lead_time_ms,
-            log_level=log_level,
-            overrides=list(overrides),
-        )
+        return await _record(outcome, plan, config)
     except asyncio.CancelledError:
         _say("rpi-logger record: interrupted; the running trial was stopped")
         if "session" in outcome:
@@ -64,32 +51,14 @@ async def record(
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-async def _record(
-    outcome: dict[str, object],
-    *,
-    modules: list[str],
-    duration_s: float,
-    trials: int,
-    label: str | None,
-    data_dir: Path,
-    simulate: bool,
-    module_dirs: list[Path],
-    lead_time_ms: int,
-    log_level: str,
-    overrides: list[tuple[str, str, str]],
-) -> int:
-    config = MasterConfig(
-        data_dir=data_dir,
-        module_dirs=module_dirs,
-        lead_time_ms=lead_time_ms,
-        simulate=simulate,
-        log_level=log_level,
-    )
+async def _record(outcome: dict[str, object], plan: RecordPlan, config: MasterConfig) -> int:
+    modules, duration_s, trials, label = plan.modules, plan.duration_s, plan.trials, plan.label
+    lead_time_ms = config.lead_time_ms
     session = None
     async with Master(config) as master:
         try:
             names = [master.spec(n).name for n in modules]
-            for module, key, value in overrides:
+            for module, key, value in plan.overrides:
                 name = master.spec(module).name
                 config.overrides.setdefault(name, {})[key] = value
         except MasterError as exc:

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import glob
@@ -25,9 +24,7 @@ import os
 import re
 import struct
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +35,8 @@ from rpi_logger.modules.cameras.frames import (
     CameraError,
     CameraInfo,
     Frame,
-    FrameSource,
 )
+from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +61,6 @@ _CAP_DEVICE_CAPS = 0x80000000
 # Nodes that belong to libcamera / the Pi's codecs, not to a webcam.
 _NOT_WEBCAM_DRIVERS = {"unicam", "rp1-cfe", "bcm2835-isp", "pispbe", "bcm2835-codec", "rpivid",
                        "bcm2835-v4l2", "hantro-vpu"}
-_END = object()
 
 
 def plausible_timestamp(ts_ns: int | None, now_ns: int,
@@ -160,10 +156,12 @@ def list_v4l2_cameras(dev_glob: str = "/dev/video*",
     return found
 
 
-class OpenCVSource(FrameSource):
+class OpenCVSource(ThreadedSource):
     """A V4L2 webcam read through OpenCV. ``device`` is a node path or an index."""
 
     backend = "opencv"
+    # grab() returns within a frame interval, or after V4L2's select timeout if unplugged.
+    close_timeout_s = 12.0
 
     def __init__(
         self,
@@ -181,18 +179,12 @@ class OpenCVSource(FrameSource):
         path = f"/dev/video{device}" if isinstance(device, int) else str(device)
         cid = camera_id or os.path.basename(path)
         super().__init__(CameraInfo(id=cid, name=name or cid, width=width, height=height,
-                                    fps=float(fps), backend=self.backend, simulated=False))
+                                    fps=float(fps), backend=self.backend, simulated=False),
+                         queue_size)
         self.path = path
         self.buffer_count = buffer_count
         self.fourcc = fourcc
-        self._queue_size = queue_size
-        self._queue: asyncio.Queue[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._cap: Any = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._done: asyncio.Future[None] | None = None
-        self._error: str | None = None
         self.timestamps_from_driver = 0  # frames stamped with the driver's buffer time
 
     @classmethod
@@ -213,9 +205,15 @@ class OpenCVSource(FrameSource):
             log.exception("listing V4L2 cameras failed")
             return []
 
-    # -- life cycle --------------------------------------------------------------------------
-    def _open_capture(self) -> CameraInfo:
-        """Open and configure the device (blocking; worker thread)."""
+    async def _open(self) -> None:
+        ok, why = self.available()
+        if not ok:
+            raise BackendUnavailable(why)
+        await super()._open()
+
+    # -- device side (worker and capture threads) ---------------------------------------------
+    def _device_open(self) -> CameraInfo:
+        """Open and configure the device."""
         cap = cv2.VideoCapture(self.path, cv2.CAP_V4L2)
         if not cap.isOpened():
             cap.release()
@@ -241,112 +239,39 @@ class OpenCVSource(FrameSource):
         return CameraInfo(id=i.id, name=i.name, width=w, height=h, fps=fps, backend=i.backend,
                           simulated=False)
 
-    async def _open(self) -> None:
-        ok, why = self.available()
-        if not ok:
-            raise BackendUnavailable(why)
-        self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue(self._queue_size)
-        self._done = self._loop.create_future()
-        self._stop.clear()
-        self._error = None
-        self._info = await asyncio.to_thread(self._open_capture)
-        self._thread = threading.Thread(target=self._reader, name=f"opencv-{self.info.id}",
-                                        daemon=True)
-        self._thread.start()
+    def _device_close(self) -> None:
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
 
-    async def _close(self) -> None:
-        self._stop.set()
-        if self._done is not None:
-            try:
-                # grab() returns within a frame interval, or V4L2's select timeout if unplugged.
-                await asyncio.wait_for(asyncio.shield(self._done), 12.0)
-            except TimeoutError:
-                log.error("%s: reader thread did not stop; abandoning it", self.path)
-        if self._queue is not None:
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(_END)
+    def _describe_error(self, exc: BaseException) -> str:
+        return f"{self.path}: {exc}"
 
-    # -- reader thread -----------------------------------------------------------------------
-    def _deliver(self, item: Any) -> None:
-        """Loop side of the hand-off (runs on the loop thread)."""
-        q = self._queue
-        if q is None:
-            return
-        if item is _END:
-            if q.full():  # make room: the end marker must get through
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    q.get_nowait()
-            q.put_nowait(_END)
-            return
-        try:
-            q.put_nowait(item)
-            self.stats.frames_delivered += 1
-        except asyncio.QueueFull:
-            self.stats.dropped_queue_overflow += 1
-
-    def _post(self, item: Any) -> bool:
-        loop = self._loop
-        if loop is None:
-            return False
-        try:
-            loop.call_soon_threadsafe(self._deliver, item)
-        except RuntimeError:  # loop closed
-            return False
-        return True
-
-    def _reader(self) -> None:
+    def _device_loop(self) -> None:
         cap = self._cap
         seq = 0
         failures = 0
-        try:
-            while not self._stop.is_set():
-                if not cap.grab():
-                    failures += 1
-                    if failures >= 3:
-                        self._error = f"{self.path} stopped delivering frames (unplugged?)"
-                        break
-                    time.sleep(0.05)  # reader thread, not the loop
-                    continue
-                read_ns = time.monotonic_ns()
-                failures = 0
-                pos = cap.get(cv2.CAP_PROP_POS_MSEC)
-                ok, bgr = cap.retrieve()
-                if not ok or bgr is None:
-                    continue
-                t_mono, t_dev = choose_timestamp(pos, read_ns)
-                if t_dev is not None and t_mono == t_dev:
-                    self.timestamps_from_driver += 1
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                frame = Frame(image=rgb, t_mono_ns=t_mono, t_wall_unix=mono_to_wall(t_mono),
-                              t_device_ns=t_dev, sequence=seq)
-                seq += 1
-                self.stats.frames_captured += 1
-                if not self._post(frame):
-                    break
-        except Exception as exc:  # report through the iterator, never kill silently
-            self._error = f"{self.path}: {exc}"
-            log.exception("%s: reader failed", self.path)
-        finally:
-            with contextlib.suppress(Exception):
-                cap.release()
-            self._cap = None
-            self._post(_END)
-            loop, done = self._loop, self._done
-            if loop is not None and done is not None:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
-
-    async def frames(self) -> AsyncIterator[Frame]:
-        """Frames until `close()`; raises `CameraError` if the camera stops on its own."""
-        if not self.is_open:
-            await self.open()
-        q = self._queue
-        assert q is not None
-        while True:
-            item = await q.get()
-            if item is _END:
-                if self._error and not self._stop.is_set():
-                    raise CameraError(self._error)
+        while not self._stop.is_set():
+            if not cap.grab():
+                failures += 1
+                if failures >= 3:
+                    self._error = f"{self.path} stopped delivering frames (unplugged?)"
+                    return
+                time.sleep(0.05)  # capture thread, not the loop
+                continue
+            read_ns = time.monotonic_ns()
+            failures = 0
+            pos = cap.get(cv2.CAP_PROP_POS_MSEC)
+            ok, bgr = cap.retrieve()
+            if not ok or bgr is None:
+                continue
+            t_mono, t_dev = choose_timestamp(pos, read_ns)
+            if t_dev is not None and t_mono == t_dev:
+                self.timestamps_from_driver += 1
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            frame = Frame(image=rgb, t_mono_ns=t_mono, t_wall_unix=mono_to_wall(t_mono),
+                          t_device_ns=t_dev, sequence=seq)
+            seq += 1
+            self.stats.frames_captured += 1
+            if not self._post(frame):
                 return
-            yield item

@@ -17,11 +17,8 @@ picamera2 ships with Raspberry Pi OS (apt ``python3-picamera2``; the venv needs
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
 from rpi_logger.io.clock import mono_to_wall
@@ -32,14 +29,13 @@ from rpi_logger.modules.cameras.frames import (
     CameraError,
     CameraInfo,
     Frame,
-    FrameSource,
     PixelFormat,
     unpad_yuv420,
 )
+from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
 
 log = logging.getLogger(__name__)
 
-_END = object()
 _picamera2: Any = None
 _import_error: str | None = None
 
@@ -69,10 +65,12 @@ def sequence_step(prev_ts_ns: int | None, ts_ns: int, frame_duration_us: float |
     return max(1, round((ts_ns - prev_ts_ns) / (frame_duration_us * 1000.0)))
 
 
-class Picamera2Source(FrameSource):
+class Picamera2Source(ThreadedSource):
     """A CSI camera (``camera_num`` as picamera2 numbers them). See the module docstring."""
 
     backend = "picamera2"
+    # capture_request() returns within a frame interval while the camera runs.
+    close_timeout_s = 5.0
 
     def __init__(
         self,
@@ -92,18 +90,11 @@ class Picamera2Source(FrameSource):
         cid = camera_id or f"picam{camera_num}"
         super().__init__(CameraInfo(id=cid, name=name or cid, width=width, height=height,
                                     fps=float(fps), backend=self.backend, simulated=False,
-                                    pixel_format=pixel_format))
+                                    pixel_format=pixel_format), queue_size)
         self.camera_num = camera_num
         self.buffer_count = buffer_count
-        self._queue_size = queue_size
         self._cam: Any = None
         self._stride = width
-        self._queue: asyncio.Queue[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._done: asyncio.Future[None] | None = None
-        self._error: str | None = None
 
     # -- enumeration -------------------------------------------------------------------------
     @classmethod
@@ -133,8 +124,8 @@ class Picamera2Source(FrameSource):
                                         details=details))
         return out
 
-    # -- life cycle --------------------------------------------------------------------------
-    def _start_camera(self) -> CameraInfo:
+    # -- device side (worker and capture threads) ---------------------------------------------
+    def _device_open(self) -> CameraInfo:
         """Open, configure and start the camera (blocking; worker thread)."""
         pc2 = _load_picamera2()
         if pc2 is None:
@@ -168,7 +159,7 @@ class Picamera2Source(FrameSource):
         return CameraInfo(id=i.id, name=i.name, width=int(w), height=int(h), fps=i.fps,
                           backend=i.backend, simulated=False, pixel_format=i.pixel_format)
 
-    def _stop_camera(self) -> None:
+    def _device_close(self) -> None:
         cam, self._cam = self._cam, None
         if cam is None:
             return
@@ -178,103 +169,31 @@ class Picamera2Source(FrameSource):
             except Exception:
                 log.exception("picamera2: %s failed", step.__name__)
 
-    async def _open(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue(self._queue_size)
-        self._done = self._loop.create_future()
-        self._stop.clear()
-        self._error = None
-        self._info = await asyncio.to_thread(self._start_camera)
-        self._thread = threading.Thread(target=self._capture, name=f"picamera2-{self.info.id}",
-                                        daemon=True)
-        self._thread.start()
+    def _describe_error(self, exc: BaseException) -> str:
+        return f"CSI camera {self.camera_num}: {exc}"
 
-    async def _close(self) -> None:
-        self._stop.set()
-        if self._done is not None:
-            try:
-                # capture_request() returns within a frame interval while the camera runs.
-                await asyncio.wait_for(asyncio.shield(self._done), 5.0)
-            except TimeoutError:
-                log.error("picamera2: capture thread did not stop; stopping the camera anyway")
-        await asyncio.to_thread(self._stop_camera)
-        if self._queue is not None:
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(_END)
-
-    # -- capture thread ----------------------------------------------------------------------
-    def _deliver(self, item: Any) -> None:
-        q = self._queue
-        if q is None:
-            return
-        if item is _END:
-            if q.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    q.get_nowait()
-            q.put_nowait(_END)
-            return
-        try:
-            q.put_nowait(item)
-            self.stats.frames_delivered += 1
-        except asyncio.QueueFull:
-            self.stats.dropped_queue_overflow += 1
-
-    def _post(self, item: Any) -> bool:
-        loop = self._loop
-        if loop is None:
-            return False
-        try:
-            loop.call_soon_threadsafe(self._deliver, item)
-        except RuntimeError:
-            return False
-        return True
-
-    def _capture(self) -> None:
+    def _device_loop(self) -> None:
         cam = self._cam
         info = self.info
         seq = -1
         prev_ts: int | None = None
-        try:
-            while not self._stop.is_set():
-                request = cam.capture_request()
-                try:
-                    image = request.make_array("main")  # a copy: the buffer goes back below
-                    md = request.get_metadata()
-                finally:
-                    request.release()
-                ts = int(md["SensorTimestamp"])
-                step = sequence_step(prev_ts, ts, md.get("FrameDuration"))
-                if step > 1:
-                    self.stats.dropped_device_gap += step - 1
-                seq += step
-                prev_ts = ts
-                if info.pixel_format == "yuv420p":
-                    image = unpad_yuv420(image, info.width, info.height, self._stride)
-                frame = Frame(image=image, t_mono_ns=ts, t_wall_unix=mono_to_wall(ts),
-                              t_device_ns=ts, sequence=seq, pixel_format=info.pixel_format)
-                self.stats.frames_captured += 1
-                if not self._post(frame):
-                    break
-        except Exception as exc:
-            self._error = f"CSI camera {self.camera_num}: {exc}"
-            log.exception("picamera2: capture failed")
-        finally:
-            self._post(_END)
-            loop, done = self._loop, self._done
-            if loop is not None and done is not None:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
-
-    async def frames(self) -> AsyncIterator[Frame]:
-        """Frames until `close()`; raises `CameraError` if capture fails."""
-        if not self.is_open:
-            await self.open()
-        q = self._queue
-        assert q is not None
-        while True:
-            item = await q.get()
-            if item is _END:
-                if self._error and not self._stop.is_set():
-                    raise CameraError(self._error)
-                return
-            yield item
+        while not self._stop.is_set():
+            request = cam.capture_request()
+            try:
+                image = request.make_array("main")  # a copy: the buffer goes back below
+                md = request.get_metadata()
+            finally:
+                request.release()
+            ts = int(md["SensorTimestamp"])
+            step = sequence_step(prev_ts, ts, md.get("FrameDuration"))
+            if step > 1:
+                self.stats.dropped_device_gap += step - 1
+            seq += step
+            prev_ts = ts
+            if info.pixel_format == "yuv420p":
+                image = unpad_yuv420(image, info.width, info.height, self._stride)
+            frame = Frame(image=image, t_mono_ns=ts, t_wall_unix=mono_to_wall(ts),
+                          t_device_ns=ts, sequence=seq, pixel_format=info.pixel_format)
+            self.stats.frames_captured += 1
+            if not self._post(frame):
+                break

@@ -1,0 +1,94 @@
+"""Module discovery: built-ins, extra folders, and a reason for every rejected folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.helpers import make_ticker, run_cli
+
+from rpi_logger.core.discovery import (
+    discover_modules,
+    discover_modules_async,
+    find_module,
+    validate_module_structure,
+)
+from rpi_logger.core.session import sanitize_label
+
+
+@pytest.fixture
+def extra(tmp_path: Path) -> Path:
+    root = tmp_path / "extra"
+    root.mkdir()
+    make_ticker(root, "Ticker")
+    (root / "no_entry").mkdir()
+    (root / "no_entry" / "config.txt").write_text("name = NoEntry\n")
+    bad = make_ticker(root, "BadConfig")
+    (bad / "config.txt").write_text('name = "BadConfig\n')
+    clash = make_ticker(root, "Clash")
+    (clash / "config.txt").write_text("name = notes\n")
+    broken = make_ticker(root, "Broken")
+    (broken / "main.py").write_text("def create_module(context:\n")
+    empty = make_ticker(root, "Empty")
+    (empty / "main.py").write_text("def something_else(): pass\n")
+    (root / "just_files").mkdir()
+    return root
+
+
+def test_each_folder_is_valid_or_has_a_reason(extra: Path) -> None:
+    specs = {s.path.name: s for s in discover_modules([extra])}
+    assert specs["notes"].valid and specs["notes"].builtin
+    assert specs["cameras"].valid
+    assert specs["ticker"].valid and specs["ticker"].name == "Ticker"
+    assert specs["no_entry"].reason == "no entry point (main.py)"
+    assert "config does not parse" in (specs["badconfig"].reason or "")
+    assert "name clash" in (specs["clash"].reason or "") and "notes" in specs["clash"].reason
+    assert "entry point does not parse" in (specs["broken"].reason or "")
+    assert specs["empty"].reason == "entry point defines no create_module(context)"
+    assert specs["just_files"].reason == "no config.txt"
+
+
+async def test_async_discovery_matches(extra: Path) -> None:
+    sync = [s.as_dict() for s in discover_modules([extra])]
+    assert [s.as_dict() for s in await discover_modules_async([extra])] == sync
+
+
+def test_a_module_folder_can_be_named_directly(extra: Path) -> None:
+    assert find_module(str(extra / "ticker")).name == "Ticker"
+    assert find_module("TICKER", [extra]).path == (extra / "ticker").resolve()
+    with pytest.raises(LookupError, match="no module named 'nope'"):
+        find_module("nope", [extra])
+    assert validate_module_structure(extra / "missing") == "not a folder"
+
+
+def test_modules_command_json(extra: Path) -> None:
+    result = run_cli("modules", "--json", "--module-dir", str(extra))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {"name", "path", "valid", "reason"} <= set(rows[0])
+    by_path = {Path(r["path"]).name: r for r in rows}
+    assert by_path["ticker"]["valid"] is True and by_path["ticker"]["reason"] is None
+    assert by_path["no_entry"]["valid"] is False
+    text = run_cli("modules", "--module-dir", str(extra)).stdout
+    assert "rejected: no entry point (main.py)" in text
+
+
+def test_master_config_names_extra_folders(extra: Path, _isolated_config: Path) -> None:
+    (_isolated_config / "rpi-logger").mkdir(parents=True)
+    (_isolated_config / "rpi-logger" / "config.txt").write_text(f"module_dirs = {extra}\n")
+    rows = json.loads(run_cli("modules", "--json").stdout)
+    assert any(r["name"] == "Ticker" and r["valid"] for r in rows)
+
+
+@pytest.mark.parametrize(("label", "expected"), [
+    ("pilot 01", "pilot_01"),
+    ("../../etc/passwd", "etc_passwd"),
+    ("..", None),
+    ("Fahrt Über Brücke", "Fahrt_Uber_Brucke"),
+    ("a/b\\c:d*e?", "a_b_c_d_e"),
+    ("", None),
+    (None, None),
+])
+def test_labels_are_safe_folder_names(label: str | None, expected: str | None) -> None:
+    assert sanitize_label(label) == expected
