@@ -160,6 +160,9 @@ async def test_notes_round_trip_and_rules(tmp_path: Path, module_dir: Path) -> N
         trial = await master.start_trial()
         await asyncio.sleep(0.25)
         inside = await master.add_note('during trial one, with a comma, and "quotes"')
+        # Acknowledged means on disk: readable at once, long before the 1 s periodic flush.
+        on_disk = read_rows(session.directory / "Notes/notes.csv")
+        assert on_disk[-1]["text"] == inside["text"]
         latencies = []
         for i in range(1000):
             t0 = time.perf_counter_ns()
