@@ -64,7 +64,8 @@ def load_entry(path: Path) -> object:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: `rpi-logger --help` must not pay for the runtime's imports.
-    from rpi_logger.modules.base import COMMON_SETTINGS, Module, ModuleContext, run_module
+    from rpi_logger.modules.base import COMMON_SETTINGS, Module, ModuleContext
+    from rpi_logger.modules.runtime import run_module
 
     try:
         spec = find_module(args.module, args.module_dir)
