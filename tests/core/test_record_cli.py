@@ -50,7 +50,10 @@ def test_two_trials_headless(tmp_path: Path, module_dir: Path) -> None:
         assert 95 <= len(rows) <= 101
         assert all(start <= int(r["t_mono_ns"]) < stop for r in rows)
     assert {"Ticker", "Notes"} <= set(manifest["health"])
-    assert manifest["health"]["Ticker"]["loop_lag_ms"]["p99"] >= 0
+    for process in ("Ticker", "Notes", "master"):
+        health = manifest["health"][process]
+        assert 0 <= health["loop_lag_ms"]["p50"] <= health["loop_lag_ms"]["p99"]
+        assert health["cpu_percent"] >= 0 and health["rss_mb"] > 10
     assert (session / "Notes" / "notes.csv").read_text().startswith("note_index,t_mono_ns")
     master_log = (session / "master.log").read_text()
     assert "[Ticker pid=" in master_log and "[master pid=" in master_log  # every process named

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from rpi_logger.core import protocol
 from rpi_logger.core.discovery import ModuleSpec, discover_modules_async, load_module_config_async
 from rpi_logger.core.session import Session
@@ -90,6 +92,7 @@ class Master:
         self._op_lock = asyncio.Lock()
         self.listeners: list[Any] = []  # callables(event: dict) for the UI / API
         self.state = MasterState()
+        self._own_usage: dict[str, float] = {}
 
     # -- lifetime -------------------------------------------------------------------------
     async def __aenter__(self) -> Master:
@@ -98,6 +101,7 @@ class Master:
         self._background = [
             self._tg.create_task(self.monitor.run(), name="master-loop-monitor"),
             self._tg.create_task(self._saver(), name="manifest-saver"),
+            self._tg.create_task(self._sample_own_usage(), name="master-usage"),
         ]
         self.specs = await discover_modules_async(self.config.module_dirs)
         return self
@@ -499,11 +503,22 @@ class Master:
         if self.session is None:
             return
         health = self.session.manifest["health"]
-        health["master"] = {"loop_lag_ms": self.monitor.snapshot()}
+        health["master"] = {"loop_lag_ms": self.monitor.snapshot(), **self._own_usage}
         for name, entry in self.modules.items():
             hb = entry.proc.health.heartbeat if entry.proc else {}
             if hb:
                 health[name] = {k: hb.get(k) for k in ("loop_lag_ms", "cpu_percent", "rss_mb")}
+
+    async def _sample_own_usage(self) -> None:
+        """The master's own CPU and memory, read from /proc on a worker thread once a second."""
+        proc = psutil.Process()
+        await asyncio.to_thread(proc.cpu_percent, None)  # the first reading is always 0
+        while True:
+            await asyncio.sleep(1.0)
+            cpu, rss = await asyncio.to_thread(
+                lambda: (proc.cpu_percent(None), proc.memory_info().rss)
+            )
+            self._own_usage = {"cpu_percent": cpu, "rss_mb": round(rss / 1e6, 1)}
 
     def _save_soon(self) -> None:
         self._save_wanted.set()
