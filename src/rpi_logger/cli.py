@@ -58,8 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="console log level",
     )
     sub = parser.add_subparsers(dest="command")
+    # Options shared by the commands that look for modules.
+    finding = argparse.ArgumentParser(add_help=False)
+    finding.add_argument(
+        "--module-dir",
+        action="append",
+        type=Path,
+        default=[],
+        help="extra folder holding module folders (repeatable)",
+    )
 
-    rec = sub.add_parser("record", help="record one session headless, then exit")
+    rec = sub.add_parser("record", parents=[finding], help="record one session headless, then exit")
     rec.add_argument(
         "--modules",
         type=_module_list,
@@ -72,13 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--data-dir", type=Path, default=None, help="where the session goes")
     rec.add_argument("--simulate", action="store_true", help="simulated devices only")
     rec.add_argument(
-        "--module-dir",
-        action="append",
-        type=Path,
-        default=[],
-        help="extra folder holding module folders",
-    )
-    rec.add_argument(
         "--set",
         action="append",
         type=_setting,
@@ -87,15 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a module setting for this run, e.g. cameras.encoder=ffmpeg",
     )
 
-    mods = sub.add_parser("modules", help="list discovered modules and why any were rejected")
-    mods.add_argument("--json", action="store_true", help="a JSON array, one object per folder")
-    mods.add_argument(
-        "--module-dir",
-        action="append",
-        type=Path,
-        default=[],
-        help="extra folder holding module folders",
+    mods = sub.add_parser(
+        "modules", parents=[finding], help="list discovered modules and why any were rejected"
     )
+    mods.add_argument("--json", action="store_true", help="a JSON array, one object per folder")
 
     ver = sub.add_parser("verify", help="check a session folder against its manifest")
     ver.add_argument("session", type=Path, help="the session folder")
@@ -103,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from rpi_logger.modules import entry
 
-    mod = sub.add_parser("module", help="run one module process (standalone for debugging)")
+    mod = sub.add_parser(
+        "module", parents=[finding], help="run one module process (standalone for debugging)"
+    )
     entry.add_arguments(mod)
 
     try:
@@ -197,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
             case "module":
                 from rpi_logger.modules import entry
 
-                args.log_level = args.log_level or "INFO"
+                settings = _master_settings(args)
+                args.log_level = settings["log_level"]
+                args.module_dir = [*settings["module_dirs"], *args.module_dir]
                 return entry.run(args)
             case "remux":
                 from rpi_logger.tools import remux

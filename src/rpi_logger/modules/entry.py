@@ -34,13 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run under the master (strict protocol, no shorthand)",
     )
     parser.add_argument(
-        "--module-dir",
-        action="append",
-        type=Path,
-        default=[],
-        help="extra folder holding module folders",
-    )
-    parser.add_argument(
         "--debug-loop",
         action="store_true",
         help="asyncio debug mode: name slow callbacks in the log",
