@@ -189,3 +189,13 @@ def test_sigterm_closes_the_trial_files(tmp_path: Path) -> None:
         module.close()
     text = (tmp_path / "Ticker" / "trial001_ticker.csv").read_text()
     assert text.endswith("\n") and len(text.splitlines()) > 20
+
+
+def test_an_overlong_line_is_refused_and_the_next_line_served(ticker: ModuleUnderTest) -> None:
+    ticker.send_raw(b'{"v":1,"id":5,"cmd":"status","args":{"x":"' + b"a" * 1_100_000 + b'"}}\n')
+    probe = next(_ids)
+    ticker.send_raw(protocol.encode(protocol.command(probe, "status")))
+    *errors, status = ticker.replies_until(probe)
+    assert status["ok"] is True
+    assert errors and all(e["ok"] is False for e in errors)
+    assert any("longer than" in e["error"]["message"] for e in errors)

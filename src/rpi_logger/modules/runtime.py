@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from rpi_logger.core import protocol
 from rpi_logger.io.loop_monitor import LoopLagMonitor
 from rpi_logger.modules.base import (
@@ -40,6 +42,7 @@ log = logging.getLogger("rpi_logger.module")
 HEARTBEAT_INTERVAL_S = 0.5
 # How long past the stop instant a module waits for late samples before closing its files.
 STOP_GRACE_S = 0.3
+_TOO_LONG = b"<line too long>"
 
 
 @dataclass(slots=True)
@@ -66,7 +69,6 @@ class ModuleRuntime:
         self._writer: asyncio.StreamWriter | None = None
         self._proto_fd: int | None = None
         self._auto_id = 1_000_000  # ids for interactive shorthand commands
-        self._started = time.monotonic()
         self._failed = False
         self._handlers: set[asyncio.Task[None]] = set()
         self._stdin_reader: asyncio.StreamReader | None = None
@@ -155,8 +157,6 @@ class ModuleRuntime:
             self.request_shutdown("device failed")
 
     async def _heartbeat(self) -> None:
-        import psutil
-
         proc = psutil.Process()
         proc.cpu_percent(None)  # prime: the first call always returns 0.0
         while True:
@@ -203,9 +203,10 @@ class ModuleRuntime:
             return item.data
         try:
             line = await reader.readline()
-        except ValueError:  # over the limit: skip to the next newline
-            await reader.readuntil(b"\n")
-            return b"\x00too long"
+        except ValueError:
+            # Over the limit: the reader has already dropped the line (or the part it holds);
+            # answer it as a bad message.
+            return _TOO_LONG
         return line or None
 
     async def _command_loop(self, tg: asyncio.TaskGroup) -> None:
@@ -264,9 +265,13 @@ class ModuleRuntime:
         return protocol.encode(protocol.command(self._auto_id, cmd, args))
 
     async def _serve_line(self, line: bytes) -> None:
-        if not self.context.supervised:
+        if not self.context.supervised and line is not _TOO_LONG:
             line = self._shorthand(line)
         try:
+            if line is _TOO_LONG:
+                raise protocol.ProtocolError(
+                    protocol.BAD_MESSAGE, f"line longer than {protocol.MAX_LINE_BYTES} bytes"
+                )
             cmd = protocol.parse_command(line, self.module.commands)
         except protocol.ProtocolError as exc:
             log.warning("%s: rejected line (%s): %.200r", self.context.name, exc.message, line)
