@@ -538,7 +538,10 @@ class Master:
 
     def _notify(self, event: dict[str, Any]) -> None:
         for listener in list(self.listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # a UI's bug must not break a recording
+                log.exception("event listener failed on %s", event.get("event"))
 
     # -- headless verdict ------------------------------------------------------------------
     def recorded_everything(self, session: Session, names: list[str]) -> list[str]:

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,17 +101,29 @@ class ModuleProcess:
         return cmd
 
     async def run(self) -> None:
-        """Start the process and serve it until it exits. Owned by the master's TaskGroup."""
+        """Start the process and serve it until it exits. Owned by the master's TaskGroup.
+
+        Never raises (but for cancellation): whatever happens to one module is reported through
+        `on_exit`, so it can never take the master's TaskGroup, and the other modules, down.
+        """
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.command_line(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            limit=protocol.MAX_LINE_BYTES + 2,
-            start_new_session=True,  # a Ctrl-C for the master is not also a SIGINT for modules
-        )
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.command_line(),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                limit=protocol.MAX_LINE_BYTES + 2,
+                start_new_session=True,  # a Ctrl-C for the master is not also a SIGINT for modules
+            )
+        except OSError as exc:
+            self.exit_reason = f"could not start: {exc}"
+            log.error("%s: %s", self.name, self.exit_reason)
+            self._exited.set()
+            if self.on_exit is not None:
+                self.on_exit(self, self.exit_reason)
+            return
         self.health.last_heartbeat = time.monotonic()
         log.info("%s: started (pid %d)", self.name, self.proc.pid)
         try:
@@ -121,6 +133,13 @@ class ModuleProcess:
                 watchdog = tg.create_task(self._watchdog())
                 await self.proc.wait()
                 watchdog.cancel()
+        except* Exception as group:
+            # A bug on our side of the channel: the module cannot be driven any more.
+            for exc in group.exceptions:
+                log.error("%s: supervision failed: %r", self.name, exc, exc_info=exc)
+            self.exit_reason = self.exit_reason or "supervision failed"
+            self.kill_now()
+            await self.proc.wait()
         finally:
             self._exited.set()
             if self.exit_reason is None:
@@ -146,9 +165,26 @@ class ModuleProcess:
                     raise ModuleError(self.name, "failed to start")
                 await asyncio.sleep(0.01)
 
+    async def _lines(self, stream: asyncio.StreamReader, what: str) -> AsyncIterator[bytes]:
+        """Lines until EOF; a line over the limit is skipped with a warning, never fatal."""
+        while True:
+            try:
+                line = await stream.readline()
+            except ValueError:
+                log.warning(
+                    "%s: skipped a %s line longer than %d bytes",
+                    self.name,
+                    what,
+                    protocol.MAX_LINE_BYTES,
+                )
+                continue
+            if not line:
+                return
+            yield line
+
     async def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
+        async for line in self._lines(self.proc.stdout, "protocol"):
             try:
                 msg = protocol.parse_incoming(line)
             except protocol.ProtocolError as exc:
@@ -165,13 +201,16 @@ class ModuleProcess:
             if msg.event == protocol.EV_HEARTBEAT:
                 self.health.heartbeat = msg.data
             if self.on_event is not None:
-                self.on_event(self, msg)
+                try:
+                    self.on_event(self, msg)
+                except Exception:  # a listener's bug must not cut the module's channel
+                    log.exception("%s: handling event %s failed", self.name, msg.event)
 
     async def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         fallback = logging.getLogger(f"rpi_logger.module.{self.name}")
         extra = {"process_name": self.name, "process_pid": self.proc.pid}
-        while line := await self.proc.stderr.readline():
+        async for line in self._lines(self.proc.stderr, "log"):
             # Lines look like "LEVEL logger.name: message" (logging_setup.RELAY_FORMAT); anything
             # else (a crash's traceback, a library printing) is kept verbatim at WARNING.
             text = line.decode(errors="replace").rstrip()
