@@ -64,6 +64,31 @@ def test_two_trials_headless(tmp_path: Path, module_dir: Path) -> None:
     assert "OK" in check.stdout.splitlines()[-1]
 
 
+def test_a_module_dying_mid_trial_makes_record_fail(tmp_path: Path, module_dir: Path) -> None:
+    result = run_cli(
+        "record",
+        "--modules",
+        "ticker,tickerb",
+        "--duration",
+        "2",
+        "--data-dir",
+        str(tmp_path),
+        "--module-dir",
+        str(module_dir),
+        "--set",
+        "ticker.crash_after_s=0.5",
+    )
+    assert result.returncode == 1
+    assert "Ticker: failed during trial 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    session = Path(result.stdout.strip().splitlines()[-1])
+    manifest = json.loads((session / "session.json").read_text())
+    assert manifest["trials"][0]["status"] == "interrupted"
+    assert manifest["modules"]["Ticker"]["status"] == "failed"
+    check = run_cli("verify", str(session))
+    assert "interrupted" in check.stdout
+
+
 def test_record_fails_clearly_for_unknown_module(tmp_path: Path) -> None:
     result = run_cli(
         "record", "--modules", "teleporter", "--duration", "1", "--data-dir", str(tmp_path)
