@@ -42,6 +42,9 @@ def test_two_trials_headless(tmp_path: Path, module_dir: Path) -> None:
     assert [t["number"] for t in manifest["trials"]] == [1, 2]
     for trial in manifest["trials"]:
         assert trial["status"] == "complete"
+        # Loop lag of each process during this trial alone.
+        assert set(trial["health"]) == {"Ticker", "Notes", "master"}
+        assert trial["health"]["Ticker"]["loop_lag_ms"]["samples"] > 50
         start, stop = trial["start"]["mono_ns"], trial["stop"]["mono_ns"]
         assert abs((stop - start) / 1e9 - 1.0) < 0.001  # exactly the asked duration
         [entry] = trial["files"]

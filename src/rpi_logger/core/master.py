@@ -326,15 +326,19 @@ class Master:
                 at_mono_ns = time.monotonic_ns() + self.config.lead_time_ms * 1_000_000
             at = max(at_mono_ns, trial["start"]["mono_ns"])
             replies = await self._broadcast("stop_trial", {"at_mono_ns": at}, timeout=30)
-            for result in replies.values():
+            trial_health: dict[str, Any] = {}
+            for name, result in replies.items():
                 for entry in (result or {}).get("files", []):
                     entry.setdefault("status", "complete")
                     Session.upsert_file(trial, entry)
+                if result and "loop_lag_ms" in result:
+                    trial_health[name] = {"loop_lag_ms": result["loop_lag_ms"]}
             trial["stop"] = clock.stamp(at).as_dict()
             failed = [n for n, e in self.modules.items() if trial["number"] in e.failed_trials]
             interrupted = failed or any(f.get("status") == "interrupted" for f in trial["files"])
             trial["status"] = "interrupted" if interrupted else "complete"
-            self.monitor.end_trial()
+            trial_health["master"] = {"loop_lag_ms": self.monitor.end_trial()}
+            trial["health"] = trial_health
             self._update_health()
             await session.save()
             self._notify(

@@ -320,6 +320,7 @@ class ModuleRuntime:
                     )
                     self.module.trial = window
                     result = await self.module.start_trial(window)
+                    self.monitor.begin_trial()
                     self.state = "recording"
                     log.info(
                         "%s: trial %d (part %d) starts at %d",
@@ -339,7 +340,8 @@ class ModuleRuntime:
                             "stop_trial: at_mono_ns is before the trial's start", protocol.BAD_ARGS
                         )
                     self.module.trial.stop_ns = a["at_mono_ns"]
-                    return {"files": await self._finish_trial()}
+                    files = await self._finish_trial()
+                    return {"files": files, "loop_lag_ms": self.monitor.end_trial()}
             case "end_session":
                 async with self._lifecycle:
                     if self.state == "recording":
