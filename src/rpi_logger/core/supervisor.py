@@ -75,6 +75,7 @@ class ModuleProcess:
         self._pending: dict[int, asyncio.Future[protocol.Reply]] = {}
         self._next_id = 1
         self._exited = asyncio.Event()
+        self._spawn_done = asyncio.Event()
         self._write_lock = asyncio.Lock()
 
     @property
@@ -118,12 +119,14 @@ class ModuleProcess:
                 start_new_session=True,  # a Ctrl-C for the master is not also a SIGINT for modules
             )
         except OSError as exc:
+            self._spawn_done.set()
             self.exit_reason = f"could not start: {exc}"
             log.error("%s: %s", self.name, self.exit_reason)
             self._exited.set()
             if self.on_exit is not None:
                 self.on_exit(self, self.exit_reason)
             return
+        self._spawn_done.set()
         self.health.last_heartbeat = time.monotonic()
         log.info("%s: started (pid %d)", self.name, self.proc.pid)
         try:
@@ -158,12 +161,11 @@ class ModuleProcess:
             self.on_exit(self, "stopped" if self.stopping else self.exit_reason)
 
     async def started(self, timeout: float = 10.0) -> None:
-        """Wait until the process exists (run() has spawned it)."""
+        """Wait until run() has spawned the process (or failed to)."""
         async with asyncio.timeout(timeout):
-            while self.proc is None:
-                if self._exited.is_set():
-                    raise ModuleError(self.name, "failed to start")
-                await asyncio.sleep(0.01)
+            await self._spawn_done.wait()
+        if self.proc is None:
+            raise ModuleError(self.name, self.exit_reason or "failed to start")
 
     async def _lines(self, stream: asyncio.StreamReader, what: str) -> AsyncIterator[bytes]:
         """Lines until EOF; a line over the limit is skipped with a warning, never fatal."""
