@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import threading
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ async def test_live_720p_three_seconds_exact(tmp_path: Path) -> None:
 
     enc = PyAVEncoder(on_written=on_written)
     path = tmp_path / "live.mp4"
-    frames, start, submit_s = await record_live(enc, path, 3.0, 1280, 720, 30)
+    frames, start, _ = await record_live(enc, path, 3.0, 1280, 720, 30)
     stats = enc.stats
     assert 85 <= len(frames) <= 95
     assert stats.frames_written == stats.frames_submitted == len(frames) and stats.dropped == 0
@@ -46,9 +45,7 @@ async def test_live_720p_three_seconds_exact(tmp_path: Path) -> None:
     probed = ffprobe_pts(path)
     assert len(probed) == len(frames)
     assert max(abs(a - b) for a, b in zip(probed, pts, strict=True)) < 2e-6
-    # submit() is O(1) on the loop: no encoding, no I/O. (The max allows for waiting on the GIL,
-    # whose switch interval is 5 ms, while the encoder thread holds it.)
-    assert statistics.median(submit_s) < 2e-4 and max(submit_s) < 0.02
+    # How long submit() takes on the loop is measured in bench/bench_encoder.py, not here.
 
 
 @pytest.mark.parametrize("pixel_format", ["rgb24", "yuv420p"])

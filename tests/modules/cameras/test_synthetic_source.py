@@ -136,16 +136,3 @@ async def test_close_ends_iteration() -> None:
         await asyncio.sleep(0.25)
         await src.close()
     assert 2 <= len(got) <= 4
-
-
-def test_frame_generation_is_cheap() -> None:
-    for pixel_format in ("rgb24", "yuv420p"):
-        src = SyntheticSource(pixel_format=pixel_format)  # 1280x720
-        src.prepare()
-        t = time.perf_counter()
-        n = 60
-        for k in range(n):
-            src.make_frame(k, 10**12 + k * 33_333_333)
-        per_frame_ms = (time.perf_counter() - t) / n * 1e3
-        # One copy of the picture plus 16 KB of barcode: well under 1 ms on a laptop.
-        assert per_frame_ms < 4.0, f"{pixel_format}: {per_frame_ms:.2f} ms per frame"
