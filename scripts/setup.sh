@@ -11,8 +11,8 @@ dev=0
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 
-# ffmpeg: the `ffmpeg` encoder option and ffprobe checks; libportaudio2: sounddevice.
-packages=(ffmpeg libportaudio2)
+# ffmpeg: the `ffmpeg` encoder option and the ffprobe checks in the tests.
+packages=(ffmpeg)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-venv)
 venv_flags=()
