@@ -98,8 +98,14 @@ def test_five_second_trial_two_cameras_every_frame_exact(tmp_path: Path, encoder
     assert check.returncode == 0, check.stdout
 
 
-async def test_kill9_mid_trial_leaves_a_decodable_video(tmp_path: Path) -> None:
-    config = MasterConfig(data_dir=tmp_path, simulate=True, state_path=tmp_path / "s.json")
+@pytest.mark.parametrize("encoder", ["pyav", "ffmpeg"])
+async def test_kill9_mid_trial_leaves_a_decodable_video(tmp_path: Path, encoder: str) -> None:
+    config = MasterConfig(
+        data_dir=tmp_path,
+        simulate=True,
+        state_path=tmp_path / "s.json",
+        overrides={"Cameras": {"encoder": encoder}},
+    )
     async with Master(config) as master:
         await master.start_modules(["Cameras"])
         session = await master.start_session()
