@@ -8,7 +8,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from tests.helpers import run_cli
+from tests.io.encoders.camera_video_checks import ffprobe_pts
 
 from rpi_logger.core.master import Master, MasterConfig
 from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
@@ -28,27 +28,6 @@ from rpi_logger.tools.verify import verify_session
 def _timing(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
-
-
-def _ffprobe_pts(path: Path) -> list[float]:
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=pts_time",
-            "-of",
-            "csv=p=0",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [float(line.strip(",")) for line in out.split()]
 
 
 @pytest.mark.parametrize("encoder", ["pyav", "ffmpeg"])
@@ -91,7 +70,7 @@ def test_five_second_trial_two_cameras_every_frame_exact(tmp_path: Path, encoder
         assert [int(r["frame_index"]) for r in rows] == list(range(len(rows)))
         assert all(start <= int(r["t_mono_ns"]) < trial["stop"]["mono_ns"] for r in rows)
         if encoder == "ffmpeg":
-            probed = _ffprobe_pts(session / entry["path"])
+            probed = ffprobe_pts(session / entry["path"])
             assert len(probed) == len(rows)
             assert all(abs(p - f.pts_s) < 1e-4 for p, f in zip(probed, frames, strict=True))
     check = run_cli("verify", str(session))
