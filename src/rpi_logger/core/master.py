@@ -26,6 +26,7 @@ from rpi_logger.core.supervisor import ModuleError, ModuleProcess
 from rpi_logger.io import clock
 from rpi_logger.io.loop_monitor import LoopLagMonitor
 from rpi_logger.logging_setup import add_log_file, remove_log_file
+from rpi_logger.modules.base import COMMON_SETTINGS
 
 log = logging.getLogger("rpi_logger.master")
 
@@ -72,8 +73,14 @@ class ModuleEntry:
         }
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+def _restart_on_crash(raw: dict[str, str]) -> bool:
+    """The module's `restart_on_crash`, read with the same rules the module itself uses; a bad
+    value counts as false here (the module refuses to start with a clear message anyway)."""
+    setting = next(s for s in COMMON_SETTINGS if s.name == "restart_on_crash")
+    try:
+        return bool(setting.parse(raw.get("restart_on_crash")))
+    except ValueError:
+        return False
 
 
 class Master:
@@ -150,7 +157,7 @@ class Master:
     async def _start_module(self, spec: ModuleSpec) -> str | None:
         raw = await load_module_config_async(spec.path)
         entry = self.modules.get(spec.name) or ModuleEntry(spec)
-        entry.restart_on_crash = _truthy(raw.get("restart_on_crash"))
+        entry.restart_on_crash = _restart_on_crash(raw)
         self.modules[spec.name] = entry
         return await self._spawn(entry)
 
