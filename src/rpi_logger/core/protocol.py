@@ -10,11 +10,16 @@ Module -> master, unsolicited events:     {"v":1, "event":"...", "data":{...}}
 from __future__ import annotations
 
 import json
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
 VERSION = 1
 MAX_LINE_BYTES = 1_000_000
+# Deepest nesting of arrays/objects a message may have (the message object is level 1). Real
+# messages need a handful of levels; the bound keeps hostile input from exhausting the stack
+# of the parser or of any later repr/encode of the message.
+MAX_DEPTH = 64
 
 # Error codes carried in error replies.
 BAD_JSON = "bad_json"
@@ -105,16 +110,49 @@ def event(name: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"v": VERSION, "event": name, "data": data or {}}
 
 
+_short = reprlib.Repr()
+_short.maxlevel, _short.maxstring, _short.maxother, _short.maxlist, _short.maxdict = 3, 60, 60, 6, 6
+
+
+def _too_deep(obj: Any, text: bytes | str) -> bool:
+    """Whether `obj` nests deeper than MAX_DEPTH (iterative: safe at any depth)."""
+    if isinstance(text, bytes):
+        brackets = text.count(b"[") + text.count(b"{")
+    else:
+        brackets = text.count("[") + text.count("{")
+    if brackets <= MAX_DEPTH:
+        return False  # cannot nest deeper than it has brackets (the common, cheap case)
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= MAX_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def _load(line: bytes | str) -> dict[str, Any]:
+    """One line as a message object; anything else raises `ProtocolError`, nothing else."""
     if len(line) > MAX_LINE_BYTES:
         raise ProtocolError(BAD_MESSAGE, f"line longer than {MAX_LINE_BYTES} bytes")
     try:
         obj = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise ProtocolError(BAD_MESSAGE, f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int of 4300+ digits
         raise ProtocolError(BAD_JSON, f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ProtocolError(BAD_MESSAGE, "a message must be a JSON object")
     msg_id = obj.get("id")
+    if _too_deep(obj, line):
+        raise ProtocolError(
+            BAD_MESSAGE,
+            f"nested deeper than {MAX_DEPTH} levels",
+            msg_id if _is_int(msg_id) else None,
+        )
     if obj.get("v") != VERSION:
         raise ProtocolError(
             BAD_MESSAGE,
@@ -164,13 +202,18 @@ def parse_command(line: bytes | str, extra: dict[str, dict] | None = None) -> Co
         if not _type_ok(args[name], types):
             expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise ProtocolError(
-                BAD_ARGS, f"{cmd}: argument {name!r} must be {expected}, got {args[name]!r}", msg_id
+                BAD_ARGS,
+                f"{cmd}: argument {name!r} must be {expected}, got {_short.repr(args[name])}",
+                msg_id,
             )
     return Command(msg_id, cmd, args)
 
 
 def parse_incoming(line: bytes | str) -> Reply | Event:
-    """Parse a line a module sent to the master (a reply or an event)."""
+    """Parse a line a module sent to the master (a reply or an event).
+
+    Whatever the line holds, the only exception is `ProtocolError`: a module may print anything.
+    """
     obj = _load(line)
     if "event" in obj:
         name, data = obj["event"], obj.get("data", {})
@@ -187,9 +230,13 @@ def parse_incoming(line: bytes | str) -> Reply | Event:
         return Reply(msg_id, True, result=result)
     error = obj.get("error")
     if not isinstance(error, dict):
-        error = {"code": FAILED, "message": str(error)}
+        error = {"code": FAILED, "message": error if isinstance(error, str) else _short.repr(error)}
+    code, message = error.get("code", FAILED), error.get("message", "")
     return Reply(
         msg_id,
         False,
-        error={"code": str(error.get("code", FAILED)), "message": str(error.get("message", ""))},
+        error={
+            "code": code if isinstance(code, str) else _short.repr(code),
+            "message": message if isinstance(message, str) else _short.repr(message),
+        },
     )
