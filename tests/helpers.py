@@ -16,9 +16,14 @@ def make_ticker(folder: Path, name: str = "Ticker", **settings: object) -> Path:
     """A copy of the Ticker test module under `folder/<name>`, with config overrides."""
     target = folder / name.lower()
     shutil.copytree(TICKER, target, ignore=shutil.ignore_patterns("__pycache__"))
-    lines = [f"name = {name}"] + [f"{k} = {v}" for k, v in settings.items()]
+    values = {"name": name, **settings}
     config = target / "config.txt"
-    config.write_text(config.read_text() + "\n".join(lines) + "\n")
+    kept = [
+        line
+        for line in config.read_text().splitlines()
+        if line.partition("=")[0].strip() not in values
+    ]
+    config.write_text("\n".join([*kept, *(f"{k} = {v}" for k, v in values.items())]) + "\n")
     return target
 
 

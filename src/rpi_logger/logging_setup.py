@@ -49,6 +49,32 @@ class _ProcessNameFilter(logging.Filter):
         return True
 
 
+class _QuietFileErrors:
+    """A file handler that, when its disk is full or gone, says so once on stderr instead of
+    printing logging's traceback for every record."""
+
+    _failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self._failed:
+            return
+        self._failed = True
+        exc = sys.exc_info()[1]
+        target = getattr(self, "baseFilename", "?")
+        try:
+            print(f"rpi-logger: log file {target} not written: {exc}", file=sys.stderr)
+        except OSError:
+            pass
+
+
+class _RotatingFile(_QuietFileErrors, logging.handlers.RotatingFileHandler):
+    pass
+
+
+class _SessionFile(_QuietFileErrors, logging.FileHandler):
+    pass
+
+
 def setup_logging(
     process_name: str,
     level: str | int = "INFO",
@@ -83,13 +109,17 @@ def setup_logging(
     handlers: list[logging.Handler] = [console]
 
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
-        )
-        file_handler.setLevel(logging.DEBUG)
-        file_handler.setFormatter(logging.Formatter(_FILE_FORMAT, "%Y-%m-%d %H:%M:%S"))
-        handlers.append(file_handler)
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"rpi-logger: no log file in {log_file.parent}: {exc}", file=sys.stderr)
+        else:
+            file_handler = _RotatingFile(
+                log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
+            )
+            file_handler.setLevel(logging.DEBUG)
+            file_handler.setFormatter(logging.Formatter(_FILE_FORMAT, "%Y-%m-%d %H:%M:%S"))
+            handlers.append(file_handler)
 
     # Loggers only enqueue; a listener thread formats and writes, so a log line on the event
     # loop never waits on a terminal or a disk.
@@ -118,7 +148,7 @@ def add_log_file(path: Path, level: int = logging.DEBUG) -> logging.Handler:
 
     Opens the file: call it off the event loop.
     """
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _SessionFile(path, encoding="utf-8")
     handler.setLevel(level)
     handler.addFilter(_ProcessNameFilter(_process_name))
     handler.setFormatter(logging.Formatter(_FILE_FORMAT, "%Y-%m-%d %H:%M:%S"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,9 @@ log = logging.getLogger("rpi_logger.master")
 
 NOTES = "Notes"
 MAX_RESTARTS = 5
+RESTART_DELAY_S = 0.2
+DISK_CHECK_PERIOD_S = 1.0
+DISK_FULL = "disk full"
 
 
 class MasterError(Exception):
@@ -47,6 +51,9 @@ class MasterConfig:
     log_level: str = "INFO"
     state_path: Path | None = None  # None: the user's config folder
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # module -> settings
+    # Below this much free space in the data folder a trial stops cleanly ("disk full"), with
+    # room left for the manifest and the files' last flushes.
+    min_free_mb: float = 100.0
 
 
 @dataclass(slots=True)
@@ -83,6 +90,17 @@ def _restart_on_crash(raw: dict[str, str]) -> bool:
         return False
 
 
+def free_mb(path: Path) -> float:
+    """Free space, in MB, of the file system holding `path` (or its nearest existing parent).
+
+    Blocking (a statvfs): call it off the loop.
+    """
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free / 1e6
+
+
 class Master:
     """Use as `async with Master(config) as master:`; leaving the block stops every module."""
 
@@ -95,11 +113,16 @@ class Master:
         self._tg: asyncio.TaskGroup | None = None
         self._save_wanted = asyncio.Event()
         self._background: list[asyncio.Task[Any]] = []
+        self._restarts: set[asyncio.Task[None]] = set()
+        self._closing = False
         self._log_handle: Any = None
         self._op_lock = asyncio.Lock()
         self.listeners: list[Any] = []  # callables(event: dict) for the UI / API
         self.state = MasterState()
         self._own_usage: dict[str, float] = {}
+        #: Why recording had to stop for good (e.g. "disk full"); None while all is well.
+        self.halt_reason: str | None = None
+        self.halted = asyncio.Event()
 
     # -- lifetime -------------------------------------------------------------------------
     async def __aenter__(self) -> Master:
@@ -109,6 +132,7 @@ class Master:
             self._tg.create_task(self.monitor.run(), name="master-loop-monitor"),
             self._tg.create_task(self._saver(), name="manifest-saver"),
             self._tg.create_task(self._sample_own_usage(), name="master-usage"),
+            self._tg.create_task(self._watch_disk(), name="disk-watch"),
         ]
         self.specs = await discover_modules_async(self.config.module_dirs)
         return self
@@ -123,7 +147,7 @@ class Master:
                     entry.proc.kill_now()
             raise
         finally:
-            for task in self._background:
+            for task in [*self._background, *self._restarts]:
                 task.cancel()
             assert self._tg is not None
             # The group is closed as if the body ended normally: the body's own exception (if
@@ -131,7 +155,16 @@ class Master:
             await self._tg.__aexit__(None, None, None)
 
     async def shutdown(self) -> None:
-        """Stop any trial, end the session, stop every module (quit -> SIGTERM -> SIGKILL)."""
+        """Stop any trial, end the session, stop every module (quit -> SIGTERM -> SIGKILL).
+
+        From here on no module is restarted: a restart in progress is called off, so nothing
+        started late can outlive the master.
+        """
+        self._closing = True
+        for task in list(self._restarts):
+            task.cancel()
+        if self._restarts:
+            await asyncio.gather(*self._restarts, return_exceptions=True)
         with contextlib.suppress(MasterError):
             if self.session is not None and self.session.current_trial is not None:
                 await self.stop_trial()
@@ -142,26 +175,50 @@ class Master:
 
     # -- modules --------------------------------------------------------------------------
     def spec(self, name: str) -> ModuleSpec:
+        """The valid module called `name` (any case); MasterError says why there is none."""
+        key = name.lower()
         for spec in self.specs:
-            if spec.valid and spec.name.lower() == name.lower():
+            if spec.valid and spec.name.lower() == key:
                 return spec
+        for spec in self.specs:
+            if not spec.valid and key in (spec.name.lower(), spec.path.name.lower()):
+                raise MasterError(f"module {spec.name!r} is rejected: {spec.reason} ({spec.path})")
         known = ", ".join(s.name for s in self.specs if s.valid)
         raise MasterError(f"unknown module {name!r} (available: {known})")
 
     async def start_modules(self, names: list[str]) -> dict[str, str | None]:
-        """Start and configure the named modules; returns name -> error (None when ok)."""
-        specs = [self.spec(n) for n in names]
+        """Start and configure the named modules (each once, whatever the case or repeats);
+        returns name -> error (None when ok)."""
+        specs = list({s.name: s for s in (self.spec(n) for n in names)}.values())
         results = await asyncio.gather(*(self._start_module(s) for s in specs))
         return {s.name: err for s, err in zip(specs, results, strict=True)}
 
+    def _settings_for(self, name: str) -> dict[str, Any]:
+        """Saved settings overlaid with this run's overrides (`--set`, the UI)."""
+        return {**self.state.settings.get(name, {}), **self.config.overrides.get(name, {})}
+
     async def _start_module(self, spec: ModuleSpec) -> str | None:
         raw = await load_module_config_async(spec.path)
+        # The restart policy obeys the same overrides the module itself is configured with.
+        raw.update(
+            {
+                k: str(v).lower() if isinstance(v, bool) else str(v)
+                for k, v in self._settings_for(spec.name).items()
+            }
+        )
         entry = self.modules.get(spec.name) or ModuleEntry(spec)
         entry.restart_on_crash = _restart_on_crash(raw)
         self.modules[spec.name] = entry
-        return await self._spawn(entry)
+        error = await self._launch(entry)
+        if error is None:
+            self._set_ok(entry)
+        return error
 
-    async def _spawn(self, entry: ModuleEntry) -> str | None:
+    async def _launch(self, entry: ModuleEntry) -> str | None:
+        """Spawn the module's process and configure it; returns the error, if any.
+
+        The entry is not marked running here: a restarted module first rejoins the session.
+        """
         assert self._tg is not None
         proc = ModuleProcess(
             entry.spec,
@@ -177,13 +234,7 @@ class Master:
             await proc.started()
             result = await proc.request(
                 "configure",
-                {
-                    "simulate": self.config.simulate,
-                    "settings": {
-                        **self.state.settings.get(entry.spec.name, {}),
-                        **self.config.overrides.get(entry.spec.name, {}),
-                    },
-                },
+                {"simulate": self.config.simulate, "settings": self._settings_for(entry.spec.name)},
                 timeout=30,
             )
         except (ModuleError, TimeoutError) as exc:
@@ -191,10 +242,13 @@ class Master:
             log.error("%s", entry.error)
             await proc.stop()
             return entry.error
-        entry.status, entry.error = "ok", None
         entry.devices = result.get("devices", [])
-        self._manifest_modules()
         return None
+
+    def _set_ok(self, entry: ModuleEntry) -> None:
+        entry.status, entry.error = "ok", None
+        self._manifest_modules()
+        self._save_soon()
 
     # -- persistent state -------------------------------------------------------------------
     async def restore(self) -> dict[str, str | None]:
@@ -260,20 +314,68 @@ class Master:
             if e.proc is not None and e.proc.alive and e.status == "ok"
         ]
 
+    # -- disk space ----------------------------------------------------------------------
+    async def check_disk(self) -> None:
+        """Raise MasterError("disk full: ...") when the data folder is below the free-space
+        threshold (a trial started there would soon lose data)."""
+        where = self.session.directory if self.session else self.config.data_dir
+        free = await asyncio.to_thread(free_mb, where)
+        if free < self.config.min_free_mb:
+            raise MasterError(
+                f"{DISK_FULL}: {free:.1f} MB free in {where} "
+                f"(at least {self.config.min_free_mb:g} MB needed to record)"
+            )
+
+    async def _watch_disk(self) -> None:
+        """While a trial records, stop it cleanly once free space falls below the threshold."""
+        while True:
+            await asyncio.sleep(DISK_CHECK_PERIOD_S)
+            if self.session is None or self.session.current_trial is None or self._closing:
+                continue
+            try:
+                await self.check_disk()
+            except MasterError as exc:
+                await self.halt(DISK_FULL, str(exc))
+            except OSError as exc:  # the folder vanished (unmounted card...): nothing to save to
+                await self.halt("storage lost", f"cannot check free space: {exc}")
+
+    async def halt(self, reason: str, detail: str) -> None:
+        """Stop recording for good: the running trial stops now, with `reason` in the
+        manifest; no further trial starts. `detail` is the log line."""
+        if self.halt_reason is None:
+            self.halt_reason = reason
+            log.error("%s; stopping the recording", detail)
+            self.halted.set()
+            if self.session is not None:
+                self.session.manifest["halted"] = {"reason": reason, "detail": detail}
+        with contextlib.suppress(MasterError):
+            if self.session is not None and self.session.current_trial is not None:
+                await self.stop_trial(at_mono_ns=time.monotonic_ns(), reason=reason, cut_short=True)
+
     # -- sessions and trials --------------------------------------------------------------
     async def start_session(self, label: str | None = None) -> Session:
         async with self._op_lock:
             if self.session is not None:
                 raise MasterError("a session is already running")
+            await self.check_disk()
             simulated = self.config.simulate or any(
                 e.last_status.get("simulated") for e in self.modules.values()
             )
-            self.session = await Session.create(
-                self.config.data_dir, clock.now(), label, self._module_manifest(), simulated
-            )
-            self._log_handle = await asyncio.to_thread(
-                add_log_file, self.session.directory / "master.log"
-            )
+            try:
+                self.session = await Session.create(
+                    self.config.data_dir, clock.now(), label, self._module_manifest(), simulated
+                )
+            except OSError as exc:
+                raise MasterError(
+                    f"cannot create a session folder in {self.config.data_dir}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+            try:
+                self._log_handle = await asyncio.to_thread(
+                    add_log_file, self.session.directory / "master.log"
+                )
+            except OSError as exc:
+                log.error("no master.log in the session: %s", exc)
             log.info("session %s started", self.session.directory)
             replies = await self._broadcast("start_session", self._session_args())
             for result in replies.values():
@@ -300,11 +402,17 @@ class Master:
             session = self._need_session()
             if session.current_trial is not None:
                 raise MasterError("a trial is already recording")
+            if self.halt_reason is not None:
+                raise MasterError(f"recording stopped: {self.halt_reason}")
+            await self.check_disk()
             number = len(session.trials) + 1
             at = time.monotonic_ns() + self.config.lead_time_ms * 1_000_000
             trial = session.add_trial(number, label, clock.stamp(at))
             for entry in self.modules.values():
                 entry.part = 1
+                if entry.status == "failed":
+                    # A module that is down when the trial starts is missing from it.
+                    entry.failed_trials.add(number)
             self.monitor.begin_trial()
             await self._broadcast(
                 "start_trial", {"at_mono_ns": at, "trial": number, "label": label, "part": 1}
@@ -318,11 +426,16 @@ class Master:
             )
             return trial
 
-    async def stop_trial(self, at_mono_ns: int | None = None) -> dict[str, Any]:
+    async def stop_trial(
+        self, at_mono_ns: int | None = None, reason: str | None = None, cut_short: bool = False
+    ) -> dict[str, Any]:
         """Stop the running trial at one instant for every module; collects their files.
 
         The instant defaults to a lead time from now; a caller that planned it (a timed trial)
-        passes it, at least a lead time ahead.
+        passes it, at least a lead time ahead. `reason` (e.g. "disk full", "SIGINT") is kept in
+        the manifest; `cut_short` marks the trial interrupted although its files closed
+        properly (a halt: the recording could not go on). Once begun, a
+        stop runs to its end even if the caller is cancelled, so no module is left recording.
         """
         async with self._op_lock:
             session = self._need_session()
@@ -332,26 +445,41 @@ class Master:
             if at_mono_ns is None:
                 at_mono_ns = time.monotonic_ns() + self.config.lead_time_ms * 1_000_000
             at = max(at_mono_ns, trial["start"]["mono_ns"])
-            replies = await self._broadcast("stop_trial", {"at_mono_ns": at}, timeout=30)
-            trial_health: dict[str, Any] = {}
-            for name, result in replies.items():
-                for entry in (result or {}).get("files", []):
-                    entry.setdefault("status", "complete")
-                    Session.upsert_file(trial, entry)
-                if result and "loop_lag_ms" in result:
-                    trial_health[name] = {"loop_lag_ms": result["loop_lag_ms"]}
-            trial["stop"] = clock.stamp(at).as_dict()
-            failed = [n for n, e in self.modules.items() if trial["number"] in e.failed_trials]
-            interrupted = failed or any(f.get("status") == "interrupted" for f in trial["files"])
-            trial["status"] = "interrupted" if interrupted else "complete"
-            trial_health["master"] = {"loop_lag_ms": self.monitor.end_trial()}
-            trial["health"] = trial_health
-            self._update_health()
-            await session.save()
-            self._notify(
-                {"event": "trial", "data": {"number": trial["number"], "state": trial["status"]}}
-            )
+            await asyncio.shield(self._stop_trial(session, trial, at, reason, cut_short))
             return trial
+
+    async def _stop_trial(
+        self,
+        session: Session,
+        trial: dict[str, Any],
+        at: int,
+        reason: str | None,
+        cut_short: bool,
+    ) -> None:
+        replies = await self._broadcast("stop_trial", {"at_mono_ns": at}, timeout=30)
+        trial_health: dict[str, Any] = {}
+        for name, result in replies.items():
+            for entry in (result or {}).get("files", []):
+                entry.setdefault("status", "complete")
+                Session.upsert_file(trial, entry)
+            if result and "loop_lag_ms" in result:
+                trial_health[name] = {"loop_lag_ms": result["loop_lag_ms"]}
+        trial["stop"] = clock.stamp(at).as_dict()
+        failed = [n for n, e in self.modules.items() if trial["number"] in e.failed_trials]
+        interrupted = (
+            cut_short or failed or any(f.get("status") != "complete" for f in trial["files"])
+        )
+        trial["status"] = "interrupted" if interrupted else "complete"
+        if reason is not None:
+            trial["reason"] = reason
+        trial_health["master"] = {"loop_lag_ms": self.monitor.end_trial()}
+        trial["health"] = trial_health
+        self._update_health()
+        await session.save()
+        log.info("trial %d %s", trial["number"], trial["status"])
+        self._notify(
+            {"event": "trial", "data": {"number": trial["number"], "state": trial["status"]}}
+        )
 
     async def end_session(self) -> Session:
         async with self._op_lock:
@@ -430,7 +558,7 @@ class Master:
         elif ev.event == protocol.EV_FILE and self.session is not None:
             number = ev.data.get("trial")
             file_entry = dict(ev.data.get("file", {}), status="recording")
-            with contextlib.suppress(KeyError):
+            with contextlib.suppress(KeyError, TypeError):
                 Session.upsert_file(self.session.trial(number), file_entry)
                 self._save_soon()
         elif ev.event == protocol.EV_ERROR:
@@ -447,9 +575,12 @@ class Master:
             was_running
             and entry.restart_on_crash
             and entry.restarts < MAX_RESTARTS
+            and not self._closing
             and self._tg is not None
         ):
-            self._tg.create_task(self._restart(entry), name=f"restart-{proc.name}")
+            task = self._tg.create_task(self._restart(entry), name=f"restart-{proc.name}")
+            self._restarts.add(task)
+            task.add_done_callback(self._restarts.discard)
 
     def _mark_failed(self, entry: ModuleEntry, reason: str) -> None:
         entry.status, entry.error = "failed", reason
@@ -473,13 +604,21 @@ class Master:
         )
 
     async def _restart(self, entry: ModuleEntry) -> None:
-        await asyncio.sleep(0.2)
+        """Start a crashed module again and let it rejoin the session and the running trial.
+
+        The process is started and configured without holding the operation lock (that takes
+        a second or two), so trials start and stop on time meanwhile. Joining then happens under
+        the lock, against the session as it is at that moment: a trial that stopped meanwhile
+        is not joined, and a joined trial is timed from its own start (`trial_start_mono_ns`),
+        so part-2 files line up with part 1 and with the other modules.
+        """
+        await asyncio.sleep(RESTART_DELAY_S)
+        entry.restarts += 1
+        log.warning("%s: restarting (%d)", entry.spec.name, entry.restarts)
+        if await self._launch(entry) is not None:
+            return
+        assert entry.proc is not None
         async with self._op_lock:
-            entry.restarts += 1
-            log.warning("%s: restarting (%d)", entry.spec.name, entry.restarts)
-            if await self._spawn(entry) is not None:
-                return
-            assert entry.proc is not None
             try:
                 if self.session is not None:
                     await entry.proc.request("start_session", self._session_args())
@@ -491,6 +630,7 @@ class Master:
                             "start_trial",
                             {
                                 "at_mono_ns": at,
+                                "trial_start_mono_ns": trial["start"]["mono_ns"],
                                 "trial": trial["number"],
                                 "label": trial["label"],
                                 "part": entry.part,
@@ -499,8 +639,7 @@ class Master:
             except ModuleError as exc:
                 self._mark_failed(entry, f"restart failed: {exc}")
                 return
-            self._manifest_modules()
-            self._save_soon()
+            self._set_ok(entry)
 
     # -- manifest -------------------------------------------------------------------------
     def _module_manifest(self) -> dict[str, dict[str, Any]]:
@@ -541,10 +680,7 @@ class Master:
             self._save_wanted.clear()
             if self.session is not None:
                 self._update_health()
-                try:
-                    await self.session.save()
-                except OSError as exc:
-                    log.error("manifest not saved: %s", exc)
+                await self.session.save()
             await asyncio.sleep(0.05)
 
     def _notify(self, event: dict[str, Any]) -> None:
@@ -558,6 +694,8 @@ class Master:
     def recorded_everything(self, session: Session, names: list[str]) -> list[str]:
         """Problems that make a headless recording unsuccessful (empty list: all good)."""
         problems = []
+        if self.halt_reason is not None:
+            problems.append(f"recording stopped: {self.halt_reason}")
         for name in names:
             entry = self.modules.get(name)
             if entry is None:
@@ -569,5 +707,6 @@ class Master:
                 problems.append(f"{name}: {entry.error}")
         for trial in session.trials:
             if trial["status"] != "complete":
-                problems.append(f"trial {trial['number']}: {trial['status']}")
+                why = f" ({trial['reason']})" if trial.get("reason") else ""
+                problems.append(f"trial {trial['number']}: {trial['status']}{why}")
         return problems

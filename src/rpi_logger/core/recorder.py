@@ -6,12 +6,22 @@ import asyncio
 import logging
 import signal
 import sys
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from rpi_logger.core.master import Master, MasterConfig, MasterError
+from rpi_logger.core.master import DISK_FULL, Master, MasterConfig, MasterError
 from rpi_logger.modules.trial import sleep_until
 
 log = logging.getLogger("rpi_logger.record")
+
+T = TypeVar("T")
+
+#: Exit statuses besides 0 (all recorded) and 1 (something was not recorded).
+EXIT_USAGE = 2
+EXIT_DISK_FULL = 3
+EXIT_INTERRUPTED = 130
 
 
 def _say(text: str) -> None:
@@ -30,63 +40,139 @@ class RecordPlan:
     overrides: list[tuple[str, str, str]] = field(default_factory=list)  # module, key, value
 
 
+class _Interrupt:
+    """Ctrl-C / SIGTERM, noted rather than raised: the recording decides where to stop.
+
+    The first signal asks the running trial to stop at that instant; later ones only say that
+    the files are being closed (a second Ctrl-C must not cost the data the first one saves).
+    """
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.at_ns: int | None = None
+        self.signal_name = ""
+
+    def __call__(self, sig: signal.Signals) -> None:
+        if self.at_ns is None:
+            self.at_ns = time.monotonic_ns()
+            self.signal_name = sig.name
+            self.event.set()
+            _say(f"rpi-logger record: {sig.name}: stopping the trial and closing the files")
+        else:
+            _say("rpi-logger record: still closing the files; the session ends in a moment")
+
+    @property
+    def requested(self) -> bool:
+        return self.at_ns is not None
+
+
+async def _unless(interrupt: asyncio.Event, aw: Awaitable[T]) -> tuple[bool, T | None]:
+    """Run `aw` unless `interrupt` fires first (then `aw` is cancelled): (finished, result)."""
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(aw)  # type: ignore[arg-type]
+        waiter = tg.create_task(interrupt.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        task.cancel()
+        waiter.cancel()
+    if task.cancelled():
+        return False, None
+    return True, task.result()
+
+
 async def record(plan: RecordPlan, config: MasterConfig) -> int:
     """Record and return the exit status: 0 only if every module recorded every trial.
 
-    Ctrl-C or SIGTERM stops the running trial at once and ends the session properly.
+    Ctrl-C or SIGTERM stops the running trial at that instant (a stop already on its way keeps
+    its planned instant) and ends the session properly; the status is then 130.
     """
     loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    outcome: dict[str, object] = {}
+    interrupt = _Interrupt()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupt, sig)
     try:
-        return await _record(outcome, plan, config)
-    except asyncio.CancelledError:
-        _say("rpi-logger record: interrupted; the running trial was stopped")
-        if "session" in outcome:
-            print(outcome["session"])
-        return 130
+        return await _record(plan, config, interrupt)
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
-async def _record(outcome: dict[str, object], plan: RecordPlan, config: MasterConfig) -> int:
-    modules, duration_s, trials, label = plan.modules, plan.duration_s, plan.trials, plan.label
-    lead_time_ms = config.lead_time_ms
-    session = None
+async def _record(plan: RecordPlan, config: MasterConfig, interrupt: _Interrupt) -> int:
+    lead_ns = config.lead_time_ms * 1_000_000
+    halted = None
     async with Master(config) as master:
         try:
-            names = [master.spec(n).name for n in modules]
+            names = list(dict.fromkeys(master.spec(n).name for n in plan.modules))
             for module, key, value in plan.overrides:
                 name = master.spec(module).name
                 config.overrides.setdefault(name, {})[key] = value
         except MasterError as exc:
             _say(f"rpi-logger record: {exc}")
-            return 2
-        errors = await master.start_modules(names)
+            return EXIT_USAGE
+        finished, errors = await _unless(interrupt.event, master.start_modules(names))
+        if not finished:
+            _say("rpi-logger record: interrupted while starting the modules; nothing recorded")
+            return EXIT_INTERRUPTED
+        assert errors is not None
         failed = {n: e for n, e in errors.items() if e}
         if failed:
             for name, error in failed.items():
                 _say(f"rpi-logger record: module {name} did not start: {error}")
             return 1
-        session = await master.start_session(label)
-        outcome["session"] = session.directory
+        try:
+            session = await master.start_session(plan.label)
+        except MasterError as exc:
+            _say(f"rpi-logger record: {exc}")
+            return EXIT_DISK_FULL if str(exc).startswith(DISK_FULL) else 1
         _say(
             f"recording session {session.directory.name}: {', '.join(names)}"
             f"{' (simulated)' if session.manifest['simulated'] else ''}"
         )
-        for number in range(1, trials + 1):
-            trial = await master.start_trial(label)
-            _say(f"  trial {number}/{trials}: {duration_s:g} s")
+        for number in range(1, plan.trials + 1):
+            if interrupt.requested or master.halted.is_set():
+                break
+            try:
+                trial = await master.start_trial(plan.label)
+            except MasterError as exc:
+                _say(f"rpi-logger record: trial {number} not started: {exc}")
+                halted = halted or str(exc)
+                break
+            _say(f"  trial {number}/{plan.trials}: {plan.duration_s:g} s")
             # The trial is exactly `duration_s` long on the host clock: the stop instant is sent
-            # a lead time before it comes.
-            stop_ns = trial["start"]["mono_ns"] + int(duration_s * 1e9)
-            await sleep_until(stop_ns - lead_time_ms * 1_000_000)
-            await master.stop_trial(at_mono_ns=stop_ns)
+            # a lead time before it comes, unless a signal or a halt (disk full) comes first.
+            start_ns = trial["start"]["mono_ns"]
+            stop_ns = start_ns + round(plan.duration_s * 1e9)
+            await _first(
+                sleep_until(stop_ns - lead_ns), interrupt.event.wait(), master.halted.wait()
+            )
+            if interrupt.requested and interrupt.at_ns is not None:
+                stop_ns = min(stop_ns, max(interrupt.at_ns, start_ns))
+            if master.halt_reason is not None:
+                # The halt stops the trial itself; this waits until it has.
+                await master.halt(master.halt_reason, master.halt_reason)
+            elif master.session is not None and master.session.current_trial is trial:
+                # A signal is the headless Stop button: the trial ends there, properly closed.
+                reason = interrupt.signal_name if interrupt.requested else None
+                try:
+                    await master.stop_trial(at_mono_ns=stop_ns, reason=reason)
+                except MasterError as exc:  # stopped meanwhile (a halt got there first)
+                    log.debug("trial %d already stopped: %s", number, exc)
         await master.end_session()
         problems = master.recorded_everything(session, names)
+        halted = master.halt_reason or halted
     for problem in problems:
         _say(f"rpi-logger record: {problem}")
     print(session.directory)
+    if interrupt.requested:
+        return EXIT_INTERRUPTED
+    if halted is not None and halted.startswith(DISK_FULL):
+        return EXIT_DISK_FULL
     return 0 if not problems else 1
+
+
+async def _first(*aws: Awaitable[object]) -> None:
+    """Wait until the first of `aws` finishes; the others are cancelled and awaited."""
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(a) for a in aws]  # type: ignore[arg-type]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import platform
 import re
 import socket
@@ -16,6 +17,8 @@ from typing import Any
 from rpi_logger import __version__
 from rpi_logger.io.atomic import atomic_write_text
 from rpi_logger.io.clock import Stamp
+
+log = logging.getLogger("rpi_logger.session")
 
 SCHEMA = "rpi-logger/session/1"
 MANIFEST = "session.json"
@@ -85,6 +88,7 @@ class Session:
             "ended": None,
         }
         self._save_lock = asyncio.Lock()
+        self.save_error: str | None = None  # why the last save failed (None: it succeeded)
 
     @classmethod
     async def create(
@@ -111,7 +115,8 @@ class Session:
 
         directory = await asyncio.to_thread(make)
         session = cls(directory, started, label, modules, simulated)
-        await session.save()
+        if not await session.save():
+            raise OSError(f"cannot write {directory / MANIFEST}: {session.save_error}")
         return session
 
     @property
@@ -151,10 +156,26 @@ class Session:
                 return
         trial["files"].append(entry)
 
-    async def save(self) -> None:
-        """Write the manifest atomically. Saves are serialized; the latest state always wins."""
+    async def save(self) -> bool:
+        """Write the manifest atomically. Saves are serialized; the latest state always wins.
+
+        A failed write (disk full, card pulled) leaves the previous manifest whole; it is
+        logged once per distinct error and reported as False, never raised: the recording goes
+        on and the next save tries again.
+        """
         async with self._save_lock:
             # Serialize on the loop (a snapshot: the dict keeps changing while the thread
             # writes), then write, fsync and rename on a thread.
             text = json.dumps(self.manifest, indent=2, ensure_ascii=False)
-            await asyncio.to_thread(atomic_write_text, self.directory / MANIFEST, text)
+            try:
+                await asyncio.to_thread(atomic_write_text, self.directory / MANIFEST, text)
+            except OSError as exc:
+                error = f"{exc.strerror or exc}"
+                if error != self.save_error:
+                    log.error("manifest %s not saved: %s", self.directory / MANIFEST, error)
+                self.save_error = error
+                return False
+            if self.save_error is not None:
+                log.info("manifest saved again")
+                self.save_error = None
+            return True

@@ -225,9 +225,22 @@ class ModuleProcess:
                 fallback.warning("%s", text, extra=extra)
 
     async def _watchdog(self) -> None:
+        tick = time.monotonic()
         while True:
             await asyncio.sleep(WATCHDOG_PERIOD_S)
-            silent = time.monotonic() - self.health.last_heartbeat
+            now = time.monotonic()
+            if now - tick > HEARTBEAT_TIMEOUT_S / 2:
+                # This process was frozen (SIGSTOP, a suspended laptop, a stalled loop): the
+                # module's heartbeats may be waiting unread in the pipe. Not its fault, so
+                # it gets a fresh window instead of being killed on our own delay.
+                log.warning(
+                    "%s: watchdog ran %.1f s late; heartbeat window restarted",
+                    self.name,
+                    now - tick,
+                )
+                self.health.last_heartbeat = now
+            tick = now
+            silent = now - self.health.last_heartbeat
             limit = HEARTBEAT_TIMEOUT_S if self.health.alive_seen else STARTUP_TIMEOUT_S
             if silent > limit and self.proc and self.proc.returncode is None:
                 self.exit_reason = f"hung: no heartbeat for {silent:.1f} s"
