@@ -50,6 +50,7 @@ COMMAND_ARGS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "trial": (_INT, True),
         "label": (_STR + _NONE, False),
         "part": (_INT, False),
+        "trial_start_mono_ns": (_INT, False),
     },
     "stop_trial": {"at_mono_ns": (_INT, True)},
     "end_session": {},

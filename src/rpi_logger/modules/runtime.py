@@ -5,7 +5,8 @@ each with exactly one reply on stdout, sends heartbeats with the loop-lag figure
 task in one TaskGroup.
 
 Shutdown is graceful on `quit`, SIGTERM, SIGINT and stdin EOF (the master died): a running
-trial is stopped now, files are closed, the process exits.
+trial is stopped now, files are closed, the process exits. Shutdown always wins: a `stop_trial`
+waiting for its stop instant ends at once (the trial stops at the shutdown instant).
 """
 
 from __future__ import annotations
@@ -35,14 +36,24 @@ from rpi_logger.modules.base import (
     SessionInfo,
     typed_overrides,
 )
-from rpi_logger.modules.trial import TrialWindow, sleep_until
+from rpi_logger.modules.trial import (
+    MAX_AHEAD_NS,
+    START_TOLERANCE_NS,
+    TrialWindow,
+    check_stop,
+    sleep_until,
+    start_window,
+)
 
 log = logging.getLogger("rpi_logger.module")
 
 HEARTBEAT_INTERVAL_S = 0.5
 # How long past the stop instant a module waits for late samples before closing its files.
 STOP_GRACE_S = 0.3
-_TOO_LONG = b"<line too long>"
+# Standalone shorthand is typed by a person: longer lines are taken as protocol JSON (a
+# pure-Python tokenizer on a megabyte line would hold the loop for seconds).
+SHORTHAND_MAX_BYTES = 4096
+_TOO_LONG = b"<line too long>"  # stands for a line over protocol.MAX_LINE_BYTES, already dropped
 
 
 @dataclass(slots=True)
@@ -52,6 +63,10 @@ class _Line:
 
 class ModuleRuntime:
     """Runs one `Module` in this process, speaking protocol v1 on stdin/stdout."""
+
+    #: Bounds on trial instants (see trial.start_window / check_stop); a subclass may change them.
+    max_ahead_ns: int = MAX_AHEAD_NS
+    start_tolerance_ns: int = START_TOLERANCE_NS
 
     def __init__(
         self, module: Module, settings_loader: Callable[[], Awaitable[dict]] | None = None
@@ -197,17 +212,18 @@ class ModuleRuntime:
             self._stdin_reader = None
 
     async def _next_line(self) -> bytes | None:
+        """The next input line (`_TOO_LONG` for one over the limit), None at end of input."""
         reader: asyncio.StreamReader | None = self._stdin_reader
         if reader is None:
             item = await self._stdin_file_lines.get()
             return item.data
         try:
-            line = await reader.readline()
-        except ValueError:
-            # Over the limit: the reader has already dropped the line (or the part it holds);
-            # answer it as a bad message.
+            return await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial or None  # a last line without a newline, then end of input
+        except asyncio.LimitOverrunError as exc:
+            await _skip_line(reader, exc.consumed)
             return _TOO_LONG
-        return line or None
 
     async def _command_loop(self, tg: asyncio.TaskGroup) -> None:
         if self._stdin_reader is None:
@@ -232,24 +248,37 @@ class ModuleRuntime:
         task.add_done_callback(self._handlers.discard)
 
     def _read_file_stdin(self, loop: asyncio.AbstractEventLoop) -> None:
-        for raw in sys.stdin.buffer:
+        """Thread: stdin is a regular file. Lines go to the loop through a bounded queue; a line
+        over the limit is dropped here, in bounded pieces, and handed over as `_TOO_LONG`."""
+        stream = sys.stdin.buffer
+        limit = protocol.MAX_LINE_BYTES + 2  # as the pipe reader's limit
+        while raw := stream.readline(limit):
+            if len(raw) == limit and not raw.endswith(b"\n"):
+                while (rest := stream.readline(1 << 16)) and not rest.endswith(b"\n"):
+                    pass
+                raw = _TOO_LONG
             asyncio.run_coroutine_threadsafe(self._stdin_file_lines.put(_Line(raw)), loop).result()
         asyncio.run_coroutine_threadsafe(self._stdin_file_lines.put(_Line(None)), loop).result()
 
     def _shorthand(self, line: bytes) -> bytes:
-        """Interactive use: `start_trial label=x` becomes a JSON command with defaults filled."""
+        """Interactive use: `start_trial label=x` becomes a JSON command with defaults filled.
+
+        JSON lines and lines too long to be typed pass unchanged (the parser answers them)."""
+        text = line.strip()
+        if len(text) > SHORTHAND_MAX_BYTES or text.startswith(b"{"):
+            return line
         try:
-            words = shlex.split(line.decode())
+            words = shlex.split(text.decode())
         except ValueError:
             return line
-        if not words or words[0].startswith("{"):
+        if not words:
             return line
         args: dict[str, Any] = {}
         for word in words[1:]:
             key, _, value = word.partition("=")
             try:
                 args[key] = json.loads(value)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, too deep, too many digits
                 args[key] = value
         cmd = words[0]
         if cmd in ("start_trial", "stop_trial"):
@@ -261,8 +290,12 @@ class ModuleRuntime:
             args["session_dir"] = str(base / time.strftime("session_%Y%m%d_%H%M%S"))
         if cmd == "add_note" and "text" not in args:
             args["text"] = " ".join(words[1:])
+        try:
+            encoded = protocol.encode(protocol.command(self._auto_id + 1, cmd, args))
+        except (ValueError, RecursionError):
+            return line
         self._auto_id += 1
-        return protocol.encode(protocol.command(self._auto_id, cmd, args))
+        return encoded
 
     async def _serve_line(self, line: bytes) -> None:
         if not self.context.supervised and line is not _TOO_LONG:
@@ -276,6 +309,12 @@ class ModuleRuntime:
         except protocol.ProtocolError as exc:
             log.warning("%s: rejected line (%s): %.200r", self.context.name, exc.message, line)
             await self.send(protocol.reply_error(exc.msg_id, exc.code, exc.message))
+            return
+        except Exception as exc:  # a parser bug must cost one line, never the module
+            log.exception("%s: unreadable line: %.200r", self.context.name, line)
+            await self.send(
+                protocol.reply_error(None, protocol.BAD_MESSAGE, f"unreadable line: {exc!r:.200}")
+            )
             return
         try:
             result = await self._dispatch(cmd)
@@ -315,33 +354,54 @@ class ModuleRuntime:
             case "start_trial":
                 async with self._lifecycle:
                     self._require("session", cmd.cmd)
-                    window = TrialWindow(
-                        a["trial"], a["at_mono_ns"], a.get("label"), a.get("part", 1)
-                    )
+                    try:
+                        window = start_window(
+                            a["trial"],
+                            a["at_mono_ns"],
+                            a.get("label"),
+                            a.get("part", 1),
+                            a.get("trial_start_mono_ns"),
+                            now_ns=time.monotonic_ns(),
+                            max_ahead_ns=self.max_ahead_ns,
+                            tolerance_ns=self.start_tolerance_ns,
+                        )
+                    except ValueError as exc:
+                        raise CommandError(f"start_trial: {exc}", protocol.BAD_ARGS) from None
                     self.module.trial = window
                     result = await self.module.start_trial(window)
                     self.monitor.begin_trial()
                     self.state = "recording"
                     log.info(
-                        "%s: trial %d (part %d) starts at %d",
+                        "%s: trial %d (part %d) starts at %d (trial origin %d)",
                         self.context.name,
                         window.trial,
                         window.part,
                         window.start_ns,
+                        window.origin_ns,
                     )
                     await self._status_event()
                     return result
             case "stop_trial":
                 async with self._lifecycle:
                     self._require("recording", cmd.cmd)
-                    assert self.module.trial is not None
-                    if a["at_mono_ns"] < self.module.trial.start_ns:
-                        raise CommandError(
-                            "stop_trial: at_mono_ns is before the trial's start", protocol.BAD_ARGS
+                    window = self.module.trial
+                    assert window is not None
+                    try:
+                        check_stop(
+                            window,
+                            a["at_mono_ns"],
+                            now_ns=time.monotonic_ns(),
+                            max_ahead_ns=self.max_ahead_ns,
                         )
-                    self.module.trial.stop_ns = a["at_mono_ns"]
+                    except ValueError as exc:
+                        raise CommandError(f"stop_trial: {exc}", protocol.BAD_ARGS) from None
+                    window.stop_ns = a["at_mono_ns"]
                     files = await self._finish_trial()
-                    return {"files": files, "loop_lag_ms": self.monitor.end_trial()}
+                    return {
+                        "files": files,
+                        "stop_mono_ns": window.stop_ns,
+                        "loop_lag_ms": self.monitor.end_trial(),
+                    }
             case "end_session":
                 async with self._lifecycle:
                     if self.state == "recording":
@@ -385,7 +445,7 @@ class ModuleRuntime:
     async def _finish_trial(self) -> list[dict[str, Any]]:
         window = self.module.trial
         assert window is not None and window.stop_ns is not None and self.module.session is not None
-        await sleep_until(window.stop_ns + int(STOP_GRACE_S * 1e9))
+        await self._wait_for_stop(window)
         records = await self.module.stop_trial(window)
         log.info(
             "%s: trial %d stopped at %d: %d files",
@@ -398,6 +458,34 @@ class ModuleRuntime:
         self.module.trial = None
         await self._status_event()
         return [r.as_dict(self.module.session.directory, self.context.name) for r in records]
+
+    async def _wait_for_stop(self, window: TrialWindow) -> None:
+        """Wait until the stop instant has passed, plus STOP_GRACE_S for late samples.
+
+        Shutdown wins: once it is requested (before or during the wait) the trial stops at the
+        shutdown instant, or keeps its stop instant if that came first, and only the grace
+        period is waited for.
+        """
+        assert window.stop_ns is not None
+        grace_ns = int(STOP_GRACE_S * 1e9)
+        if not self._shutdown.is_set():
+            delay = (window.stop_ns + grace_ns - time.monotonic_ns()) / 1e9
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(delay, 0.0)):
+                    await self._shutdown.wait()
+            if not self._shutdown.is_set():
+                return
+        now = time.monotonic_ns()
+        stop = min(window.stop_ns, max(now, window.start_ns))
+        if stop != window.stop_ns:
+            log.info(
+                "%s: shutting down: trial %d stops now, not at %d",
+                self.context.name,
+                window.trial,
+                window.stop_ns,
+            )
+            window.stop_ns = stop
+        await sleep_until(min(stop, now) + grace_ns)
 
     async def _end_session(self) -> dict[str, Any]:
         result = await self.module.end_session()
@@ -418,6 +506,20 @@ class ModuleRuntime:
 
     async def _status_event(self) -> None:
         await self.send(protocol.event(protocol.EV_STATUS, self._status()))
+
+
+async def _skip_line(reader: asyncio.StreamReader, consumed: int) -> None:
+    """Drop the rest of an overlong line, through its newline or the end of input, in pieces no
+    larger than the reader's limit, so the whole line stands for one reply."""
+    while True:
+        await reader.readexactly(consumed)
+        try:
+            await reader.readuntil(b"\n")
+            return
+        except asyncio.IncompleteReadError:
+            return
+        except asyncio.LimitOverrunError as exc:
+            consumed = exc.consumed
 
 
 def run_module(
