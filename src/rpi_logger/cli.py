@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
+import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from rpi_logger import __version__
@@ -38,6 +42,59 @@ def _positive(kind: type) -> object:
         return value
 
     return parse
+
+
+#: The longest trial `record --duration` accepts: a week, far beyond any real session.
+MAX_DURATION_S = 7 * 24 * 3600.0
+
+
+def _duration(text: str) -> float:
+    """Seconds per trial: a finite number greater than 0 and at most MAX_DURATION_S."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0 or value > MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds greater than 0 and at most {MAX_DURATION_S:.0f} (7 days), "
+            f"got {text!r}"
+        )
+    return value
+
+
+class DataDirError(Exception):
+    """The data folder cannot hold sessions; the message is one line naming it and why."""
+
+
+def check_data_dir(path: Path) -> None:
+    """Make sure sessions can be written under `path`: create it, create and remove a probe file.
+
+    Raises DataDirError naming the folder and the cause. A full disk is not an error here (the
+    master checks free space itself, with a clearer message).
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DataDirError(f"{path}: is a file, not a folder") from None
+    except NotADirectoryError:
+        raise DataDirError(f"{path}: a part of this path is a file, not a folder") from None
+    except OSError as exc:
+        raise DataDirError(f"{path}: cannot create the folder: {_why(exc)}") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".rpi-logger-probe-", dir=path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return
+        raise DataDirError(f"{path}: cannot write in this folder: {_why(exc)}") from None
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataDirError(f"{path}: cannot remove files in this folder: {_why(exc)}") from None
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="comma-separated module names, e.g. cameras,notes",
     )
-    rec.add_argument("--duration", type=_positive(float), required=True, help="seconds per trial")
+    rec.add_argument(
+        "--duration",
+        type=_duration,
+        required=True,
+        help="seconds per trial (greater than 0, at most 7 days)",
+    )
     rec.add_argument("--trials", type=_positive(int), default=1, help="number of trials (1)")
     rec.add_argument("--label", default=None, help="session label (part of the folder name)")
     rec.add_argument("--data-dir", type=Path, default=None, help="where the session goes")
@@ -116,8 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _master_settings(args: argparse.Namespace) -> dict:
-    from rpi_logger.core.master_config import load_master_settings
+    from rpi_logger.core.master_config import check_config_file, load_master_settings
 
+    if args.config is not None and not check_config_file(args.config):
+        print(f"rpi-logger: config file {args.config} not found; using defaults", file=sys.stderr)
     settings = load_master_settings(args.config)
     if args.log_level:
         settings["log_level"] = args.log_level
@@ -130,21 +194,42 @@ def cmd_modules(args: argparse.Namespace) -> int:
     settings = _master_settings(args)
     specs = discover_modules([*settings["module_dirs"], *args.module_dir])
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {"name": s.name, "path": str(s.path), "valid": s.valid, "reason": s.reason}
-                    for s in specs
-                ],
-                indent=2,
-            )
-        )
+        rows = [
+            {
+                "name": s.name,
+                "path": str(s.path),
+                "valid": s.valid,
+                "reason": s.reason,
+                "warnings": s.warnings,
+            }
+            for s in specs
+        ]
+        print(json.dumps(rows, indent=2))
         return 0
     width = max((len(s.name) for s in specs), default=4)
     for s in specs:
         verdict = "ok" if s.valid else f"rejected: {s.reason}"
         print(f"{s.name:<{width}}  {verdict:<10}  {s.path}")
+        for warning in s.warnings:
+            print(f"{'':<{width}}  warning: {warning}")
     return 0
+
+
+def _rejected_modules(names: list[str], module_dirs: list[Path]) -> list[str]:
+    """Why each asked-for module that discovery rejected cannot be used (before any starts).
+
+    Same words as the master's own lookup: `module 'X' is rejected: <reason>`. Names nothing
+    knows are left to the master, which lists the available modules.
+    """
+    from rpi_logger.core.discovery import discover_modules, lookup
+
+    specs = discover_modules(module_dirs)
+    problems = []
+    for name in names:
+        spec = lookup(specs, name)
+        if spec is not None and not spec.valid:
+            problems.append(f"module {spec.name!r} is rejected: {spec.reason}")
+    return problems
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -153,13 +238,24 @@ def cmd_record(args: argparse.Namespace) -> int:
     from rpi_logger.logging_setup import default_log_file, setup_logging
 
     settings = _master_settings(args)
+    module_dirs = [*settings["module_dirs"], *args.module_dir]
+    rejected = _rejected_modules(args.modules, module_dirs)
+    if rejected:
+        for line in rejected:
+            print(f"rpi-logger record: {line}", file=sys.stderr)
+        return 2
+    data_dir = Path(args.data_dir or settings["data_dir"]).expanduser()
+    try:
+        check_data_dir(data_dir)  # before any module starts
+    except DataDirError as exc:
+        print(f"rpi-logger record: data folder {exc}", file=sys.stderr)
+        return 2
     # Module processes log through the master, so this one rotating file holds every process.
     setup_logging("master", settings["log_level"], default_log_file())
-    data_dir = Path(args.data_dir or settings["data_dir"]).expanduser()
     plan = RecordPlan(args.modules, args.duration, args.trials, args.label, args.set)
     config = MasterConfig(
         data_dir=data_dir,
-        module_dirs=[*settings["module_dirs"], *args.module_dir],
+        module_dirs=module_dirs,
         lead_time_ms=settings["lead_time_ms"],
         simulate=args.simulate,
         log_level=settings["log_level"],
@@ -180,6 +276,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Inside the try (also after --help's SystemExit): a closed pipe shows up here.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`rpi-logger modules --json | head -1`). As the Python docs
+        # recommend: point stdout at devnull so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -210,5 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rpi-logger: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        # Last resort for file errors no command foresaw: one line, never a traceback.
+        print(f"rpi-logger: {exc}", file=sys.stderr)
+        return 1
     parser.error(f"unknown command {args.command}")
     return 2

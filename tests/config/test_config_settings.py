@@ -147,10 +147,13 @@ def test_unknown_key_logs_warning_not_error(
 
 
 def test_repeated_key_warns_and_last_wins(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = _write(tmp_path, "fps = 25\nfps = 50\n")
+    path = _write(tmp_path, "fps = 25\nlabel = a\nfps = 50\nzzz = 1\nzzz = 2\n")
     with caplog.at_level(logging.WARNING, logger="rpi_logger.config"):
         assert load_settings(path, SCHEMA)["fps"] == 50
-    assert any("repeats line 1" in r.getMessage() for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"{path}:3: key 'fps' set again (first at line 1); the last value wins" in messages
+    # Unknown keys given twice are named too (besides being unknown).
+    assert f"{path}:5: key 'zzz' set again (first at line 4); the last value wins" in messages
 
 
 async def test_load_settings_async(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,51 +11,13 @@ from tests.helpers import run_cli
 from rpi_logger.tools.verify import verify_session
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real session: Ticker (100 Hz CSV), Notes and one simulated camera, one trial."""
-    root = tmp_path_factory.mktemp("verify")
-    modules = root / "modules"
-    shutil.copytree(
-        Path(__file__).parents[1] / "fixtures" / "modules" / "ticker", modules / "ticker"
-    )
-    result = run_cli(
-        "record",
-        "--modules",
-        "ticker,cameras",
-        "--duration",
-        "1.5",
-        "--simulate",
-        "--data-dir",
-        str(root / "data"),
-        "--module-dir",
-        str(modules),
-        "--set",
-        "cameras.synthetic_count=1",
-        "--set",
-        "cameras.width=640",
-        "--set",
-        "cameras.height=480",
-        env={"XDG_STATE_HOME": str(root / "state"), "XDG_CONFIG_HOME": str(root / "config")},
-    )
-    assert result.returncode == 0, result.stderr
-    return Path(result.stdout.split()[-1])
-
-
-@pytest.fixture
-def session(recorded: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / recorded.name
-    shutil.copytree(recorded, copy)
-    return copy
-
-
 def _messages(session: Path, level: str) -> list[str]:
     return [f"{f.where}: {f.message}" for f in verify_session(session).findings if f.level == level]
 
 
 def test_a_good_session_passes(session: Path) -> None:
     report = verify_session(session)
-    assert report.ok and report.checked_files == 3
+    assert report.ok and report.checked_files == 4
     assert not _messages(session, "warning")
 
 
@@ -126,4 +87,81 @@ def test_an_interrupted_trial_is_reported_not_fatal(session: Path) -> None:
 def test_json_report(session: Path) -> None:
     result = run_cli("verify", str(session), "--json")
     data = json.loads(result.stdout)
-    assert result.returncode == 0 and data["ok"] is True and data["checked_files"] == 3
+    assert result.returncode == 0 and data["ok"] is True and data["checked_files"] == 4
+
+
+# ---- a video cut short by a crash (SPEC §3 "Nothing lost": fragments reach the disk) ----------
+
+
+def _timing_lines(session: Path) -> tuple[Path, list[str]]:
+    timing = next(session.glob("Cameras/*/*_timing.csv"))
+    return timing, timing.read_text().splitlines()
+
+
+def _add_timing_rows(session: Path, k: int) -> None:
+    """k rows for frames that were encoded but never reached the disk, before the trial stop."""
+    timing, lines = _timing_lines(session)
+    stop = json.loads((session / "session.json").read_text())["trials"][0]["stop"]["mono_ns"]
+    last = lines[-1].split(",")
+    index, t = int(last[0]), int(last[1])
+    for j in range(1, k + 1):
+        cells = list(last)
+        cells[0], cells[1] = str(index + j), str(t + (stop - t) * j // (k + 1))
+        lines.append(",".join(cells))
+    timing.write_text("\n".join(lines) + "\n")
+
+
+def _mark_interrupted(session: Path, which: str) -> None:
+    """Mark the video's file entry, or only its trial, as interrupted."""
+    path = session / "session.json"
+    manifest = json.loads(path.read_text())
+    trial = manifest["trials"][0]
+    trial["status"] = "interrupted"
+    if which == "file":
+        video = next(f for f in trial["files"] if f["kind"] == "video")
+        video.update(status="interrupted", frames=None)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("which", ["file", "trial"])
+def test_an_interrupted_video_may_miss_its_last_frames(session: Path, which: str) -> None:
+    _add_timing_rows(session, 3)
+    _mark_interrupted(session, which)
+    report = verify_session(session)
+    assert report.ok, _messages(session, "error")
+    assert any(
+        ".mp4: 3 timing rows have no frame: interrupted" in m
+        for m in _messages(session, "warning")
+    )
+    result = run_cli("verify", str(session))
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "3 timing rows have no frame: interrupted" in result.stdout
+
+
+def test_a_complete_video_must_have_one_row_per_frame(session: Path) -> None:
+    n = len(_timing_lines(session)[1]) - 1
+    _add_timing_rows(session, 3)
+    errors = _messages(session, "error")
+    assert any(f".mp4: {n} frames decoded, {n + 3} timing rows" in m for m in errors), errors
+
+
+@pytest.mark.parametrize("status", ["complete", "interrupted"])
+def test_frames_without_a_timing_row_are_an_error(session: Path, status: str) -> None:
+    timing, lines = _timing_lines(session)
+    timing.write_text("\n".join(lines[:-3]) + "\n")
+    if status == "interrupted":
+        _mark_interrupted(session, "file")
+    report = verify_session(session)
+    assert not report.ok
+    assert any("3 frames have no timing row" in m for m in _messages(session, "error"))
+
+
+def test_an_interrupted_video_still_pairs_row_i_with_frame_i(session: Path) -> None:
+    timing, lines = _timing_lines(session)
+    del lines[10]  # every later row now claims the next frame's capture time
+    timing.write_text("\n".join(lines) + "\n")
+    _add_timing_rows(session, 4)
+    _mark_interrupted(session, "file")
+    errors = _messages(session, "error")
+    assert any("more than 1 ms from their capture time" in m for m in errors), errors
+    assert any("another capture time than their timing row" in m for m in errors), errors

@@ -13,21 +13,29 @@ from collections.abc import Mapping
 
 from .manager import ConfigManager, StrPath, default_manager, lock_path_for, to_config_value
 from .parser import (
+    MAX_CONFIG_BYTES,
     ConfigDocument,
     ConfigEntry,
     ConfigError,
+    ConfigTooLargeError,
+    duplicate_warnings,
+    format_size,
     format_value,
     parse_config,
 )
 from .settings import Setting, load_settings, load_settings_async, validate_entries
 
 __all__ = [
+    "MAX_CONFIG_BYTES",
     "ConfigDocument",
     "ConfigEntry",
     "ConfigError",
     "ConfigManager",
+    "ConfigTooLargeError",
     "Setting",
     "default_manager",
+    "duplicate_warnings",
+    "format_size",
     "format_value",
     "load_settings",
     "load_settings_async",

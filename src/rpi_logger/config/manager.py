@@ -24,10 +24,19 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from rpi_logger.io.atomic import atomic_write_bytes
 
-from .parser import ConfigDocument, ConfigEntry, ConfigError, validate_key, validate_value
+from .parser import (
+    MAX_CONFIG_BYTES,
+    ConfigDocument,
+    ConfigEntry,
+    ConfigError,
+    ConfigTooLargeError,
+    validate_key,
+    validate_value,
+)
 
 try:  # POSIX only; the product targets Linux and macOS.
     import fcntl
@@ -130,6 +139,17 @@ def to_config_value(value: object) -> str | None:
     return str(value)
 
 
+def _read_limited(fh: BinaryIO, shown: str) -> bytes:
+    """The file's bytes, or ConfigTooLargeError when it holds more than MAX_CONFIG_BYTES."""
+    size = os.fstat(fh.fileno()).st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigTooLargeError(shown, size)
+    data = fh.read(MAX_CONFIG_BYTES + 1)  # bounded even for files that grow or lie about size
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigTooLargeError(shown, max(size, len(data)))
+    return data
+
+
 @contextmanager
 def _flock(lock_file: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``lock_file`` (created if missing, never deleted).
@@ -165,9 +185,12 @@ class ConfigManager:
     # ---- sync API -------------------------------------------------------------------------
 
     def read_document(self, path: StrPath) -> ConfigDocument:
-        """Parse ``path`` into an editable :class:`ConfigDocument` (raises FileNotFoundError)."""
+        """Parse ``path`` into an editable :class:`ConfigDocument` (raises FileNotFoundError).
+
+        A file over ``MAX_CONFIG_BYTES`` raises :class:`ConfigTooLargeError` without being read.
+        """
         with open(path, "rb") as fh:
-            data = fh.read()
+            data = _read_limited(fh, os.fspath(path))
         # newline="" semantics: decode bytes ourselves so "\r" is never turned into "\n".
         return ConfigDocument.parse(self._decode(data, os.fspath(path)), os.fspath(path))
 
@@ -249,7 +272,7 @@ class ConfigManager:
     def _update_locked(self, resolved: str, shown: str, updates: dict[str, str | None]) -> None:
         try:
             with open(resolved, "rb") as fh:
-                old = fh.read()
+                old = _read_limited(fh, shown)
                 mode: int | None = os.fstat(fh.fileno()).st_mode & 0o7777
         except FileNotFoundError:
             old, mode = b"", None

@@ -37,9 +37,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = [
+    "MAX_CONFIG_BYTES",
     "ConfigDocument",
     "ConfigEntry",
     "ConfigError",
+    "ConfigTooLargeError",
+    "duplicate_warnings",
+    "format_size",
     "format_value",
     "parse_config",
     "validate_key",
@@ -47,6 +51,9 @@ __all__ = [
 ]
 
 _QUOTES = ("'", '"')
+#: A config file is a few hundred bytes; anything over this is a mistake (a log or data file
+#: saved under the wrong name) and is refused instead of being parsed for minutes.
+MAX_CONFIG_BYTES = 1 << 20
 _FORBIDDEN_IN_VALUE = ("\n", "\r")
 
 
@@ -57,6 +64,42 @@ class ConfigError(ValueError):
         super().__init__(message)
         self.source = source
         self.line = line
+
+
+class ConfigTooLargeError(ConfigError):
+    """A config file over :data:`MAX_CONFIG_BYTES`; ``size`` is its size in bytes."""
+
+    def __init__(self, source: str, size: int) -> None:
+        super().__init__(
+            f"{source} is {format_size(size)}; the limit is {format_size(MAX_CONFIG_BYTES)}",
+            source=source,
+        )
+        self.size = size
+
+
+def format_size(size: int) -> str:
+    """A byte count for messages: ``512 bytes``, ``1.5 KiB``, ``59 MiB``, ``1 MiB``."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            value = size / scale
+            text = f"{value:.0f}" if value >= 10 else f"{value:.1f}".removesuffix(".0")
+            return f"{text} {unit}"
+    return f"{size} bytes"
+
+
+def duplicate_warnings(entries: Iterable[ConfigEntry], source: str = "<string>") -> list[str]:
+    """One message per line that sets a key already set above it (the last value wins)."""
+    first: dict[str, int] = {}
+    out: list[str] = []
+    for entry in entries:
+        if entry.key in first:
+            out.append(
+                f"{source}:{entry.line}: key {entry.key!r} set again "
+                f"(first at line {first[entry.key]}); the last value wins"
+            )
+        else:
+            first[entry.key] = entry.line
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +294,10 @@ class ConfigDocument:
     def entries(self) -> list[ConfigEntry]:
         """All entries in file order (duplicates included)."""
         return [ln.entry for ln in self._lines if ln.entry is not None]
+
+    def warnings(self) -> list[str]:
+        """What is legal but probably a mistake: keys set more than once (file:line each)."""
+        return duplicate_warnings(self.entries(), self.source)
 
     def to_dict(self) -> dict[str, str]:
         """Key -> value; for a key given twice the last line wins."""

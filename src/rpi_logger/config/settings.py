@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .manager import ConfigManager, StrPath, default_manager
-from .parser import ConfigEntry, ConfigError, validate_key
+from .parser import ConfigEntry, ConfigError, duplicate_warnings, validate_key
 
 __all__ = ["Setting", "load_settings", "load_settings_async", "validate_entries"]
 
@@ -178,13 +178,14 @@ def validate_entries(
 
     Raises ConfigError naming ``source``, line, key, value and expectation for the first bad
     value. Unknown keys are logged as warnings on ``rpi_logger.config``; for a repeated key the
-    last line wins (with a warning).
+    last line wins, with a warning naming both lines.
     """
     by_name = {s.name: s for s in schema}
     if len(by_name) != len(schema):
         raise ValueError("schema declares the same setting twice")
     values: dict[str, Any] = {s.name: s.default for s in schema}
-    seen: dict[str, int] = {}
+    for message in duplicate_warnings(entries, source):
+        logger.warning("%s", message)
     for entry in entries:
         setting = by_name.get(entry.key)
         if setting is None:
@@ -197,15 +198,6 @@ def validate_entries(
                 f" (did you mean {hint[0]!r}?)" if hint else "",
             )
             continue
-        if entry.key in seen:
-            logger.warning(
-                "%s:%d: key %r repeats line %d; the later value is used",
-                source,
-                entry.line,
-                entry.key,
-                seen[entry.key],
-            )
-        seen[entry.key] = entry.line
         try:
             values[entry.key] = setting.parse(entry.value, entry.quoted)
         except ValueError as exc:

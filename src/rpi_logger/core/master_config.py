@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
-from rpi_logger.config import Setting, load_settings
+from rpi_logger.config import ConfigError, Setting, load_settings
 
 MASTER_SETTINGS = (
     Setting("data_dir", str, "~/rpi-logger-data", "where session folders are created"),
@@ -29,9 +30,36 @@ def default_config_path() -> Path:
     return config_home() / "config.txt"
 
 
+def check_config_file(path: Path) -> bool:
+    """True when `path` is a config file to read, False when it does not exist (defaults).
+
+    Raises ConfigError with one clear line when it is something else (a folder, a device, a
+    file that cannot be read).
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        raise ConfigError(f"{path}: a folder in this path is a file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"{path}: is a folder, not a config file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{path}: is not a regular file")
+    return True
+
+
 def load_master_settings(path: Path | None = None) -> dict:
-    """Typed master settings; a missing file means all defaults. Raises ConfigError."""
-    values = load_settings(path or default_config_path(), MASTER_SETTINGS, missing_ok=True)
+    """Typed master settings; a missing file means all defaults. Raises ConfigError (also for
+    a path that is a folder or cannot be read)."""
+    path = Path(path) if path is not None else default_config_path()
+    check_config_file(path)
+    try:
+        values = load_settings(path, MASTER_SETTINGS, missing_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     values["data_dir"] = Path(values["data_dir"]).expanduser()
     values["module_dirs"] = [
         Path(p.strip()).expanduser() for p in values["module_dirs"].split(",") if p.strip()

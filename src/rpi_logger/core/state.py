@@ -20,6 +20,14 @@ log = logging.getLogger("rpi_logger.state")
 STATE_VERSION = 1
 
 
+class StateError(OSError):
+    """The state file cannot be written (read-only or missing folder, full disk...).
+
+    An OSError, so callers that already handle file errors keep working; the message is one
+    line naming the file and the cause.
+    """
+
+
 @dataclass(slots=True)
 class MasterState:
     enabled: list[str] = field(default_factory=list)
@@ -38,22 +46,42 @@ def load_state(path: Path | None = None) -> MasterState:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return MasterState()
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable state file %s: %s", path, exc)
+    except OSError as exc:
+        log.warning("ignoring unreadable state file %s (%s); using defaults", path, _why(exc))
+        return MasterState()
+    except (ValueError, RecursionError) as exc:
+        log.warning("ignoring state file %s: not valid JSON (%s); using defaults", path, exc)
         return MasterState()
     if not isinstance(data, dict):
-        log.warning("ignoring state file %s: not a JSON object", path)
+        log.warning("ignoring state file %s: not a JSON object; using defaults", path)
         return MasterState()
-    enabled = [str(n) for n in data.get("enabled", []) if isinstance(n, str)]
-    settings = {k: v for k, v in (data.get("settings") or {}).items() if isinstance(v, dict)}
-    ui = {k: v for k, v in (data.get("ui") or {}).items() if isinstance(v, dict)}
-    return MasterState(enabled, settings, ui)
+    names = data.get("enabled")
+    enabled = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    return MasterState(enabled, _table(data.get("settings")), _table(data.get("ui")))
+
+
+def _table(value: object) -> dict[str, dict[str, Any]]:
+    """`{module: {...}}` entries of a loaded state, dropping anything of another shape."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, dict)}
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def save_state(state: MasterState, path: Path | None = None) -> None:
+    """Write the state atomically. Raises StateError (logged as one line) when it cannot."""
     path = path or default_state_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({"version": STATE_VERSION, **asdict(state)}, indent=2))
+    text = json.dumps({"version": STATE_VERSION, **asdict(state)}, indent=2)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+    except OSError as exc:
+        message = f"cannot save the module state to {path}: {_why(exc)}"
+        log.error("%s", message)
+        raise StateError(message) from None
 
 
 async def load_state_async(path: Path | None = None) -> MasterState:

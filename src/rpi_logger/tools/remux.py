@@ -134,15 +134,17 @@ def trial_start_from_manifest(video: Path) -> int | None:
     manifest = video.resolve().parent.parent.parent / "session.json"
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     number = int(m.group(1))
-    for trial in data.get("trials", []) if isinstance(data, dict) else []:
-        try:
-            if int(trial.get("number")) == number:
-                return int(trial["start"]["mono_ns"])
-        except (TypeError, ValueError, KeyError):
-            return None
+    trials = data.get("trials") if isinstance(data, dict) else None
+    for trial in trials if isinstance(trials, list) else []:
+        if not isinstance(trial, dict) or trial.get("number") != number:
+            continue
+        start = trial.get("start")
+        mono = start.get("mono_ns") if isinstance(start, dict) else None
+        # A manifest edited by hand may hold anything; only an integer is a start time.
+        return mono if isinstance(mono, int) and not isinstance(mono, bool) else None
     return None
 
 
@@ -182,6 +184,27 @@ def _count_packets(video: Path) -> int:
         raise RemuxError(f"cannot read video {video}: {exc}") from None
     finally:
         container.close()
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _prepare_output(out: Path) -> Path:
+    """Check that `out` can be written (its folder made if missing) and return the temporary
+    ``<out>.part`` the remux writes first. Raises RemuxError naming the path and the cause."""
+    if out.is_dir():
+        raise RemuxError(f"output {out} is a folder; name a file (e.g. {out / 'video.mp4'})")
+    part = out.with_name(out.name + ".part")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with part.open("wb"):
+            pass  # PyAV's own error for an unwritable file says less than this
+    except FileExistsError:
+        raise RemuxError(f"cannot write {out}: {out.parent} is a file, not a folder") from None
+    except OSError as exc:
+        raise RemuxError(f"cannot write {out}: {_why(exc)}") from None
+    return part
 
 
 def remux(
@@ -235,9 +258,12 @@ def remux(
             pts[k] = pts[k - 1] + 1
     fallback_dur = max(1, round(1e6 / mean_rate(times))) if n > 1 else 33_333
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.with_name(out.name + ".part")
     src = _open_input(video)
+    try:
+        part = _prepare_output(out)
+    except RemuxError:
+        src.close()
+        raise
     written = 0
     try:
         in_stream = src.streams.video[0]
@@ -270,9 +296,16 @@ def remux(
     except av.error.FFmpegError as exc:
         part.unlink(missing_ok=True)
         raise RemuxError(f"remuxing {video} failed: {exc}") from None
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise RemuxError(f"cannot write {out}: {_why(exc)}") from None
     finally:
         src.close()
-    os.replace(part, out)
+    try:
+        os.replace(part, out)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise RemuxError(f"cannot write {out}: {_why(exc)}") from None
     return RemuxResult(
         video=video, timing=timing, out=out, frames=written, video_frames=n_video,
         timing_rows=n_rows,

@@ -2,6 +2,11 @@
 
 Errors make the session fail verification; warnings (an interrupted trial, a truncated last CSV
 line, drops) are reported but are what a crash or a real device legitimately leaves behind.
+
+Verification is total: whatever the manifest or the files hold (wrong types, unknown values,
+garbage rows, paths that lead out of the session), the result is a finding naming the file and
+what is wrong, never an exception. Paths that leave the session folder (absolute, `..`, a symlink
+out) are reported and never opened.
 """
 
 from __future__ import annotations
@@ -9,10 +14,12 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
+import stat
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from rpi_logger.core.session import MANIFEST, SCHEMA
@@ -29,6 +36,11 @@ REQUIRED_FIELDS = (
     "trials",
     "health",
 )
+KINDS = ("video", "audio", "csv")
+TRIAL_STATUSES = ("complete", "interrupted", "recording")
+FILE_STATUSES = ("complete", "interrupted", "recording")
+MODULE_STATUSES = ("ok", "failed", "stopped")
+NOTES_MODULE = "Notes"
 
 
 @dataclass(slots=True)
@@ -64,31 +76,45 @@ class Report:
 
 @dataclass(slots=True)
 class CsvTable:
-    """A CSV read for checking: header, complete rows, and whether the last line was cut."""
+    """A CSV read for checking: header, complete rows, and whether the last line was cut.
+
+    `bad_rows` are (line number, field count) of the rows, other than a cut last line, whose
+    field count differs from the header's; `error` says why the file could not be read as CSV.
+    """
 
     header: list[str]
     rows: list[list[str]]
     truncated: bool
+    bad_rows: list[tuple[int, int]] = field(default_factory=list)
+    error: str | None = None
 
     def column(self, name: str) -> list[str] | None:
+        """The column's cells (a row too short for it gives ""), or None without the column."""
         if name not in self.header:
             return None
         i = self.header.index(name)
-        return [r[i] for r in self.rows]
+        return [r[i] if i < len(r) else "" for r in self.rows]
 
 
 def read_csv_table(path: Path) -> CsvTable:
-    """Read a CSV, setting aside a last line cut short by a crash (no newline, too few fields)."""
+    """Read a CSV, setting aside a last line cut short by a crash (no newline, too few fields).
+
+    Raises OSError only when the file cannot be read at all.
+    """
     raw = path.read_bytes().decode("utf-8", errors="replace")
     truncated = bool(raw) and not raw.endswith("\n")
-    lines = list(csv.reader(raw.splitlines()))
+    try:
+        lines = list(csv.reader(raw.splitlines()))
+    except csv.Error as exc:
+        return CsvTable([], [], truncated, error=f"not readable as CSV: {exc}")
     if not lines:
         return CsvTable([], [], truncated)
     header, rows = lines[0], lines[1:]
     if rows and (truncated or len(rows[-1]) != len(header)):
         truncated = True
         rows = rows[:-1]
-    return CsvTable(header, rows, truncated)
+    bad = [(n + 2, len(row)) for n, row in enumerate(rows) if len(row) != len(header)]
+    return CsvTable(header, rows, truncated, bad)
 
 
 def _ints(values: list[str]) -> list[int] | None:
@@ -96,6 +122,19 @@ def _ints(values: list[str]) -> list[int] | None:
         return [int(v) for v in values]
     except ValueError:
         return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """A short repr of a manifest value for a message."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<deeply nested {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_timestamps(
@@ -144,51 +183,250 @@ def check_timestamps(
     return times
 
 
-def _check_video(*args: Any) -> None:
+# ---- the manifest, checked before anything is opened --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrialInfo:
+    """The parts of a trial entry the checks need, each None when missing or malformed."""
+
+    where: str
+    number: int | None
+    status: str | None
+    start_ns: int | None
+    stop_ns: int | None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status in ("interrupted", "recording")
+
+
+@dataclass(slots=True)
+class FileContext:
+    """One file entry of the manifest, checked and resolved, for the per-kind checks."""
+
+    session_dir: Path
+    rel: str  # the manifest's path
+    path: Path  # resolved, inside the session folder
+    entry: dict[str, Any]  # the raw entry (for extras such as `simulated`)
+    kind: str
+    start_ns: int | None
+    stop_ns: int | None
+    interrupted: bool  # the file entry says the module stopped during the trial
+    trial_interrupted: bool  # the trial as a whole was interrupted or never stopped
+    frames: int | None
+    timing_rel: str | None = None
+    timing: CsvTable | None = None
+    times: list[int] | None = None  # the timing file's t_mono_ns, when they parse
+
+    @property
+    def simulated(self) -> bool:
+        return self.entry.get("simulated") is True
+
+
+def _stamp_ns(report: Report, where: str, name: str, value: object, required: bool) -> int | None:
+    """`value["mono_ns"]` of a start/stop stamp; reports anything else."""
+    if value is None:
+        if required:
+            report.add(ERROR, where, f"no {name} time")
+        return None
+    mono = value.get("mono_ns") if isinstance(value, dict) else None
+    if not _is_int(mono):
+        report.add(ERROR, where, f"{name}.mono_ns is not an integer: {_show(value)}")
+        return None
+    return mono  # type: ignore[return-value]
+
+
+def _trial_info(report: Report, index: int, trial: object) -> TrialInfo | None:
+    if not isinstance(trial, dict):
+        report.add(ERROR, MANIFEST, f"trial entry {index + 1} is not an object: {_show(trial)}")
+        return None
+    number = trial.get("number")
+    where = f"trial {number}" if _is_int(number) else f"trial entry {index + 1}"
+    if not _is_int(number) or number < 1:  # type: ignore[operator]
+        report.add(ERROR, where, f"number is not a positive integer: {_show(number)}")
+        number = None
+    status = trial.get("status")
+    if status not in TRIAL_STATUSES:
+        report.add(
+            ERROR,
+            where,
+            f"unknown status {_show(status)} (expected {', '.join(TRIAL_STATUSES)})",
+        )
+        status = None
+    elif status == "interrupted":
+        report.add(WARNING, where, "interrupted")
+    elif status == "recording":
+        report.add(WARNING, where, "never stopped (the master ended during the trial)")
+    start = _stamp_ns(report, where, "start", trial.get("start"), required=True)
+    stop = _stamp_ns(report, where, "stop", trial.get("stop"), required=status == "complete")
+    if start is not None and stop is not None and stop <= start:
+        report.add(ERROR, where, f"stops ({stop}) before it starts ({start})")
+        stop = None
+    return TrialInfo(where, number, status, start, stop)  # type: ignore[arg-type]
+
+
+def resolve_inside(root: Path, rel: object) -> tuple[Path | None, str | None]:
+    """The file a manifest path names, when it lies inside the session folder `root` (resolved).
+
+    Returns (path, None), or (None, why not): not text, absolute, `..`, or a symlink leading
+    out. Nothing is opened.
+    """
+    if not isinstance(rel, str) or not rel.strip():
+        return None, f"expected a path relative to the session folder, got {_show(rel)}"
+    if "\x00" in rel:
+        return None, "the path holds a NUL character"
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or PureWindowsPath(rel).is_absolute():
+        return None, "absolute path; paths in the manifest are relative to the session folder"
+    if ".." in pure.parts:
+        return None, "the path leaves the session folder ('..')"
+    try:
+        real = Path(os.path.realpath(root / pure))
+    except (OSError, ValueError) as exc:
+        return None, f"the path cannot be resolved: {exc}"
+    if real == root or not real.is_relative_to(root):
+        return None, "the path leads outside the session folder (through a symbolic link)"
+    return real, None
+
+
+def _file_problem(path: Path) -> str | None:
+    """None for a readable regular file, else what it is instead ("missing"...)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    return None
+
+
+def _count(report: Report, where: str, entry: dict[str, Any], name: str) -> int | None:
+    """A manifest count (`frames`, `dropped`): a whole number or null."""
+    value = entry.get(name)
+    if value is None:
+        return None
+    if not _is_int(value) or value < 0:
+        report.add(ERROR, where, f"{name} is not a whole number or null: {_show(value)}")
+        return None
+    return value  # type: ignore[no-any-return]
+
+
+# ---- the files -----------------------------------------------------------------------------
+
+
+def _check_video(report: Report, ctx: FileContext) -> None:
     from rpi_logger.tools.verify_video import check_video  # PyAV loads only when needed
 
-    check_video(*args)
+    check_video(report, ctx)
 
 
-#: Checks for media files by manifest kind: fn(report, session_dir, entry, trial, timing) -> None
-MEDIA_CHECKS: dict[str, Callable[..., None]] = {"video": _check_video}
+#: Checks of media files by manifest kind: fn(report, context) -> None.
+MEDIA_CHECKS: dict[str, Callable[[Report, FileContext], None]] = {"video": _check_video}
+
+
+def _read_table(report: Report, where: str, path: Path) -> CsvTable | None:
+    try:
+        table = read_csv_table(path)
+    except OSError as exc:
+        report.add(ERROR, where, f"cannot be read: {exc.strerror or exc}")
+        return None
+    if table.error:
+        report.add(ERROR, where, table.error)
+        return None
+    if table.bad_rows:
+        line, fields = table.bad_rows[0]
+        more = len(table.bad_rows) - 1
+        report.add(
+            ERROR,
+            where,
+            f"line {line} has {fields} fields, the header {len(table.header)}"
+            + (f" ({more} more rows like it)" if more else ""),
+        )
+    return table
 
 
 def _check_file(
-    report: Report, session_dir: Path, entry: dict[str, Any], trial: dict[str, Any] | None
+    report: Report,
+    root: Path,
+    entry: object,
+    trial: TrialInfo | None,
+    label: str,
 ) -> None:
-    rel = entry.get("path")
-    if not rel:
-        report.add(ERROR, "session.json", f"file entry without a path: {entry}")
+    """Check one file entry; `label` names it in findings while its path is unknown."""
+    if not isinstance(entry, dict):
+        report.add(ERROR, label, f"file entry is not an object: {_show(entry)}")
         return
-    path = session_dir / rel
-    interrupted = entry.get("status") in ("interrupted", "recording")
-    if not path.is_file():
-        report.add(WARNING if interrupted else ERROR, rel, "missing")
+    rel = entry.get("path")
+    where = rel if isinstance(rel, str) and rel else label
+    path, why = resolve_inside(root, rel)
+    if path is None:
+        report.add(ERROR, where, f"bad path ({why}); not opened")
+        return
+    assert isinstance(rel, str)
+    status = entry.get("status")
+    if status is not None and status not in FILE_STATUSES:
+        report.add(
+            ERROR, rel, f"unknown status {_show(status)} (expected {', '.join(FILE_STATUSES)})"
+        )
+    interrupted = status in ("interrupted", "recording")
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        report.add(ERROR, rel, f"unknown kind {_show(kind)} (expected {', '.join(KINDS)})")
+    frames = _count(report, rel, entry, "frames")
+    dropped = _count(report, rel, entry, "dropped")
+
+    problem = _file_problem(path)
+    if problem:
+        report.add(WARNING if interrupted and problem == "missing" else ERROR, rel, problem)
         return
     report.checked_files += 1
-    start = trial["start"]["mono_ns"] if trial else None
-    stop = (trial.get("stop") or {}).get("mono_ns") if trial else None
     if interrupted:
         report.add(WARNING, rel, "interrupted: the module stopped during the trial")
-    if entry.get("dropped"):
-        report.add(WARNING, rel, f"{entry['dropped']} samples dropped")
+    if dropped:
+        report.add(WARNING, rel, f"{dropped} samples dropped")
+    start = trial.start_ns if trial else None
+    stop = trial.stop_ns if trial else None
+    ctx = FileContext(
+        session_dir=root,
+        rel=rel,
+        path=path,
+        entry=entry,
+        kind=str(kind),
+        start_ns=start,
+        stop_ns=stop,
+        interrupted=interrupted,
+        trial_interrupted=bool(trial and trial.interrupted),
+        frames=frames,
+    )
 
-    timing_table = None
-    if entry.get("timing"):
-        timing = session_dir / entry["timing"]
-        if not timing.is_file():
-            report.add(WARNING if interrupted else ERROR, entry["timing"], "timing file missing")
+    timing_rel = entry.get("timing")
+    if timing_rel is not None:
+        ctx.timing_rel = timing_rel if isinstance(timing_rel, str) else None
+        timing_where = timing_rel if isinstance(timing_rel, str) and timing_rel else rel
+        timing_path, why = resolve_inside(root, timing_rel)
+        if timing_path is None:
+            report.add(ERROR, timing_where, f"bad timing path ({why}); not opened")
+        elif problem := _file_problem(timing_path):
+            level = WARNING if interrupted and problem == "missing" else ERROR
+            report.add(level, timing_where, f"timing file {problem}")
         else:
             report.checked_files += 1
-            timing_table = read_csv_table(timing)
-            if timing_table.truncated:
-                report.add(WARNING, entry["timing"], "last line truncated (cut by a crash)")
-            check_timestamps(report, entry["timing"], timing_table, start, stop)
+            ctx.timing = _read_table(report, timing_where, timing_path)
+            if ctx.timing is not None:
+                if ctx.timing.truncated:
+                    report.add(WARNING, timing_where, "last line truncated (cut by a crash)")
+                times = check_timestamps(report, timing_where, ctx.timing, start, stop)
+                # check_timestamps gives [] (and an error) when the column is unusable.
+                if len(times) == len(ctx.timing.rows):
+                    ctx.times = times
 
-    kind = entry.get("kind")
     if kind == "csv":
-        table = read_csv_table(path)
+        table = _read_table(report, rel, path)
+        if table is None:
+            return
         if not table.header:
             report.add(WARNING if interrupted else ERROR, rel, "empty file (no header)")
             return
@@ -196,75 +434,166 @@ def _check_file(
             report.add(WARNING, rel, "last line truncated (cut by a crash)")
         if "t_mono_ns" in table.header:
             check_timestamps(report, rel, table, start, stop)
-        if entry.get("frames") is not None and entry["frames"] != len(table.rows):
-            report.add(
-                ERROR, rel, f"manifest says {entry['frames']} rows, file has {len(table.rows)}"
-            )
-    elif kind in MEDIA_CHECKS:
-        MEDIA_CHECKS[kind](report, session_dir, entry, trial, timing_table)
+        if frames is not None and frames != len(table.rows):
+            report.add(ERROR, rel, f"manifest says {frames} rows, file has {len(table.rows)}")
+    elif isinstance(kind, str) and kind in MEDIA_CHECKS:
+        MEDIA_CHECKS[kind](report, ctx)
 
 
 def _check_notes(
-    report: Report, session_dir: Path, entry: dict[str, Any], trials: list[dict[str, Any]]
+    report: Report, root: Path, entry: dict[str, Any], trials: list[TrialInfo], label: str
 ) -> None:
-    path = session_dir / entry["path"]
-    if not path.is_file():
-        report.add(ERROR, entry["path"], "missing")
+    rel = entry.get("path")
+    where = rel if isinstance(rel, str) and rel else label
+    path, why = resolve_inside(root, rel)
+    if path is None:
+        report.add(ERROR, where, f"bad path ({why}); not opened")
+        return
+    if problem := _file_problem(path):
+        report.add(ERROR, where, problem)
         return
     report.checked_files += 1
-    table = read_csv_table(path)
+    table = _read_table(report, where, path)
+    if table is None:
+        return
     if table.truncated:
-        report.add(WARNING, entry["path"], "last line truncated (cut by a crash)")
-    times = check_timestamps(report, entry["path"], table, None, None)
+        report.add(WARNING, where, "last line truncated (cut by a crash)")
+    times = check_timestamps(report, where, table, None, None)
     numbers = table.column("trial") or []
+    by_number = {str(t.number): t for t in reversed(trials) if t.number is not None}
     for t, number in zip(times, numbers, strict=False):
         if not number:
             continue
-        match = [tr for tr in trials if str(tr["number"]) == number]
-        if not match:
-            report.add(ERROR, entry["path"], f"note names trial {number}, which does not exist")
+        tr = by_number.get(number)
+        if tr is None:
+            report.add(ERROR, where, f"note names trial {number}, which does not exist")
             continue
-        tr = match[0]
-        stop = (tr.get("stop") or {}).get("mono_ns")
-        if t < tr["start"]["mono_ns"] or (stop is not None and t >= stop):
-            report.add(ERROR, entry["path"], f"note at {t} is outside trial {number}")
+        if tr.start_ns is None:
+            continue  # the trial's own error says why
+        if t < tr.start_ns or (tr.stop_ns is not None and t >= tr.stop_ns):
+            report.add(ERROR, where, f"note at {t} is outside trial {number}")
+
+
+def _guarded(report: Report, where: str, check: Callable[[], None]) -> None:
+    """Run one file's checks; anything unforeseen becomes an error finding, not a crash."""
+    try:
+        check()
+    except Exception as exc:  # last resort: a verifier reports, it never dies on bad data
+        report.add(ERROR, where, f"could not be checked: {type(exc).__name__}: {exc}")
+
+
+def _load_manifest(report: Report, session_dir: Path) -> dict[str, Any] | None:
+    manifest_path = session_dir / MANIFEST
+    problem = _file_problem(manifest_path)
+    if problem == "missing" or not os.path.isdir(session_dir):
+        report.add(ERROR, MANIFEST, "missing: not a session folder")
+        return None
+    if problem:
+        report.add(ERROR, MANIFEST, problem)
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        report.add(ERROR, MANIFEST, f"cannot be read: {exc.strerror or exc}")
+        return None
+    except UnicodeDecodeError as exc:
+        report.add(ERROR, MANIFEST, f"not UTF-8 text: {exc}")
+        return None
+    except RecursionError:
+        report.add(ERROR, MANIFEST, "not a manifest: nested too deeply")
+        return None
+    except ValueError as exc:  # json.JSONDecodeError, or an integer too long to convert
+        report.add(ERROR, MANIFEST, f"not valid JSON: {exc}")
+        return None
+    if not isinstance(manifest, dict):
+        report.add(ERROR, MANIFEST, f"not a manifest: a JSON {type(manifest).__name__}")
+        return None
+    return manifest
+
+
+def _check_modules(report: Report, modules: object) -> None:
+    if modules is None:
+        return
+    if not isinstance(modules, dict):
+        report.add(ERROR, MANIFEST, f"modules is not an object: {_show(modules)}")
+        return
+    for name, module in modules.items():
+        where = f"module {name}"
+        if not isinstance(module, dict):
+            report.add(ERROR, where, f"not an object: {_show(module)}")
+            continue
+        status = module.get("status")
+        if status not in MODULE_STATUSES:
+            report.add(
+                ERROR,
+                where,
+                f"unknown status {_show(status)} (expected {', '.join(MODULE_STATUSES)})",
+            )
+        elif status == "failed":
+            report.add(WARNING, where, f"failed: {_show(module.get('error'), 300)}")
 
 
 def verify_session(session_dir: Path) -> Report:
-    """Check every file of a session against its manifest."""
+    """Check every file of a session against its manifest. Never raises for bad input."""
     session_dir = Path(session_dir)
     report = Report(session_dir)
-    manifest_path = session_dir / MANIFEST
-    if not manifest_path.is_file():
-        report.add(ERROR, MANIFEST, "missing: not a session folder")
+    manifest = _load_manifest(report, session_dir)
+    if manifest is None:
         return report
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        report.add(ERROR, MANIFEST, f"not valid JSON: {exc}")
-        return report
+    root = Path(os.path.realpath(session_dir))
     missing = [k for k in REQUIRED_FIELDS if k not in manifest]
     if missing:
         report.add(ERROR, MANIFEST, f"missing fields: {', '.join(missing)}")
     if manifest.get("schema") != SCHEMA:
-        report.add(ERROR, MANIFEST, f"unknown schema {manifest.get('schema')!r}")
-    for name, module in (manifest.get("modules") or {}).items():
-        if module.get("status") == "failed":
-            report.add(WARNING, f"module {name}", f"failed: {module.get('error')}")
-    trials = manifest.get("trials") or []
-    for trial in trials:
-        where = f"trial {trial.get('number')}"
-        if trial.get("status") == "interrupted":
-            report.add(WARNING, where, "interrupted")
-        elif trial.get("status") == "recording":
-            report.add(WARNING, where, "never stopped (the master ended during the trial)")
-        for entry in trial.get("files", []):
-            _check_file(report, session_dir, entry, trial)
-    for entry in manifest.get("files", []):
-        if entry.get("module") == "Notes":
-            _check_notes(report, session_dir, entry, trials)
+        report.add(ERROR, MANIFEST, f"unknown schema {_show(manifest.get('schema'))}")
+    if "health" in manifest and not isinstance(manifest["health"], dict):
+        report.add(ERROR, MANIFEST, f"health is not an object: {_show(manifest['health'])}")
+    _check_modules(report, manifest.get("modules"))
+
+    raw_trials = manifest.get("trials")
+    trials: list[TrialInfo] = []
+    if "trials" in manifest and not isinstance(raw_trials, list):
+        report.add(ERROR, MANIFEST, f"trials is not a list: {_show(raw_trials)}")
+    elif isinstance(raw_trials, list) and not raw_trials:
+        report.add(ERROR, MANIFEST, "no trials recorded")
+    seen: set[int] = set()
+    for index, raw in enumerate(raw_trials if isinstance(raw_trials, list) else []):
+        trial = _trial_info(report, index, raw)
+        if trial is None:
+            continue
+        if trial.number is not None:
+            if trial.number in seen:
+                report.add(ERROR, trial.where, "the manifest lists this trial number twice")
+            seen.add(trial.number)
+        trials.append(trial)
+        files = raw.get("files", [])
+        if not isinstance(files, list):
+            report.add(ERROR, trial.where, f"files is not a list: {_show(files)}")
+            continue
+        for k, entry in enumerate(files):
+            label = f"{trial.where}, file {k + 1}"
+            _guarded(
+                report,
+                label,
+                lambda e=entry, t=trial, lb=label: _check_file(report, root, e, t, lb),
+            )
+
+    session_files = manifest.get("files", [])
+    if not isinstance(session_files, list):
+        report.add(ERROR, MANIFEST, f"files is not a list: {_show(session_files)}")
+        session_files = []
+    for k, entry in enumerate(session_files):
+        label = f"session file {k + 1}"
+        if isinstance(entry, dict) and entry.get("module") == NOTES_MODULE:
+            _guarded(
+                report,
+                label,
+                lambda e=entry, lb=label: _check_notes(report, root, e, trials, lb),
+            )
         else:
-            _check_file(report, session_dir, entry, None)
+            _guarded(
+                report, label, lambda e=entry, lb=label: _check_file(report, root, e, None, lb)
+            )
     return report
 
 
