@@ -259,6 +259,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         lead_time_ms=settings["lead_time_ms"],
         simulate=args.simulate,
         log_level=settings["log_level"],
+        min_free_mb=settings["min_free_mb"],
     )
     return asyncio.run(record(plan, config))
 

@@ -121,10 +121,6 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda s: _edit_manifest(s, lambda m: _ticker(m).__setitem__("kind", "hologram")),
         "unknown kind 'hologram' (expected video, audio, csv)",
     ),
-    "no trials": (
-        lambda s: _edit_manifest(s, lambda m: m.__setitem__("trials", [])),
-        "session.json: no trials recorded",
-    ),
     "bogus trial status": (
         lambda s: _edit_manifest(s, lambda m: m["trials"][0].__setitem__("status", "bogus")),
         "trial 1: unknown status 'bogus' (expected complete, interrupted, recording)",
@@ -162,6 +158,16 @@ def test_malformed_input_is_an_error_line_not_a_traceback(session: Path, case: s
     errors = [line for line in out.splitlines() if line.startswith("ERROR")]
     assert any(expected in line for line in errors), out
     assert out.splitlines()[-1].startswith("FAILED: ")
+
+
+def test_a_session_without_trials_is_a_warning(session: Path) -> None:
+    """Ctrl-C during set-up ends a session before its first trial: no data, nothing damaged."""
+    _edit_manifest(session, lambda m: m.__setitem__("trials", []))
+    code, out, err = _verify_cli(session)
+    assert code == 0, out + err
+    assert any(
+        line.startswith("WARNING") and "no trials recorded" in line for line in out.splitlines()
+    ), out
 
 
 def test_a_timing_file_with_a_bad_cell_still_checks_the_rest(session: Path) -> None:

@@ -20,9 +20,14 @@ from typing import Any
 import psutil
 
 from rpi_logger.core import protocol
-from rpi_logger.core.discovery import ModuleSpec, discover_modules_async, load_module_config_async
+from rpi_logger.core.discovery import (
+    ModuleSpec,
+    discover_modules_async,
+    load_module_config_async,
+    lookup,
+)
 from rpi_logger.core.session import Session
-from rpi_logger.core.state import MasterState, load_state_async, save_state_async
+from rpi_logger.core.state import MasterState, StateError, load_state_async, save_state_async
 from rpi_logger.core.supervisor import ModuleError, ModuleProcess
 from rpi_logger.io import clock
 from rpi_logger.io.loop_monitor import LoopLagMonitor
@@ -176,15 +181,13 @@ class Master:
     # -- modules --------------------------------------------------------------------------
     def spec(self, name: str) -> ModuleSpec:
         """The valid module called `name` (any case); MasterError says why there is none."""
-        key = name.lower()
-        for spec in self.specs:
-            if spec.valid and spec.name.lower() == key:
-                return spec
-        for spec in self.specs:
-            if not spec.valid and key in (spec.name.lower(), spec.path.name.lower()):
-                raise MasterError(f"module {spec.name!r} is rejected: {spec.reason} ({spec.path})")
-        known = ", ".join(s.name for s in self.specs if s.valid)
-        raise MasterError(f"unknown module {name!r} (available: {known})")
+        spec = lookup(self.specs, name)
+        if spec is None:
+            known = ", ".join(s.name for s in self.specs if s.valid)
+            raise MasterError(f"unknown module {name!r} (available: {known})")
+        if not spec.valid:
+            raise MasterError(f"module {spec.name!r} is rejected: {spec.reason}")
+        return spec
 
     async def start_modules(self, names: list[str]) -> dict[str, str | None]:
         """Start and configure the named modules (each once, whatever the case or repeats);
@@ -251,6 +254,12 @@ class Master:
         self._save_soon()
 
     # -- persistent state -------------------------------------------------------------------
+    async def _save_state(self) -> None:
+        try:
+            await save_state_async(self.state, self.config.state_path)
+        except StateError as exc:  # logged by the state module; the change applies all the same
+            raise MasterError(f"the change applies now but was not saved: {exc}") from None
+
     async def restore(self) -> dict[str, str | None]:
         """Load the saved state and start the modules it says are enabled."""
         self.state = await load_state_async(self.config.state_path)
@@ -268,7 +277,7 @@ class Master:
             error = await self._start_module(spec)
         if spec.name not in self.state.enabled:
             self.state.enabled.append(spec.name)
-        await save_state_async(self.state, self.config.state_path)
+        await self._save_state()
         return error
 
     async def disable_module(self, name: str) -> None:
@@ -279,7 +288,7 @@ class Master:
             await entry.proc.stop()
             entry.status = "stopped"
         self.state.enabled = [n for n in self.state.enabled if n != spec.name]
-        await save_state_async(self.state, self.config.state_path)
+        await self._save_state()
 
     async def set_module_settings(self, name: str, settings: dict[str, Any]) -> dict[str, Any]:
         """Change a module's settings (applied now if it runs) and remember them."""
@@ -295,7 +304,7 @@ class Master:
             except ModuleError as exc:
                 raise MasterError(str(exc)) from None
         self.state.settings[spec.name] = merged
-        await save_state_async(self.state, self.config.state_path)
+        await self._save_state()
         return result
 
     async def stop_modules(self) -> None:

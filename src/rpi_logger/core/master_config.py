@@ -17,6 +17,13 @@ MASTER_SETTINGS = (
     Setting(
         "log_level", str, "INFO", "console log level", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     ),
+    Setting(
+        "min_free_mb",
+        float,
+        100.0,
+        "below this much free space (MB) in the data folder a trial stops cleanly: disk full",
+        min=0,
+    ),
 )
 
 

@@ -555,7 +555,9 @@ def verify_session(session_dir: Path) -> Report:
     if "trials" in manifest and not isinstance(raw_trials, list):
         report.add(ERROR, MANIFEST, f"trials is not a list: {_show(raw_trials)}")
     elif isinstance(raw_trials, list) and not raw_trials:
-        report.add(ERROR, MANIFEST, "no trials recorded")
+        # A session stopped before its first trial (Ctrl-C during set-up) holds no data, which
+        # is worth saying but is not damage.
+        report.add(WARNING, MANIFEST, "no trials recorded")
     seen: set[int] = set()
     for index, raw in enumerate(raw_trials if isinstance(raw_trials, list) else []):
         trial = _trial_info(report, index, raw)
