@@ -236,3 +236,16 @@ def test_a_frozen_master_does_not_kill_its_modules(tmp_path: Path, module_dir: P
     manifest = _manifest(session)
     assert manifest["trials"][0]["status"] == "complete"
     assert all(m["restarts"] == 0 for m in manifest["modules"].values())
+
+
+def test_too_little_free_space_refuses_to_record(tmp_path: Path, module_dir: Path) -> None:
+    config = tmp_path / "master.txt"
+    config.write_text("min_free_mb = 1e12\n")  # more than any disk has: "full" from the start
+    result = run_cli(
+        "--config", str(config), "record", "--modules", "ticker", "--duration", "1",
+        "--data-dir", str(tmp_path / "data"), "--module-dir", str(module_dir), "--simulate",
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stderr
+    [line] = [x for x in result.stderr.splitlines() if "disk full" in x]
+    assert "MB free" in line and "Traceback" not in result.stderr
