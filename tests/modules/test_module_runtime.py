@@ -265,3 +265,25 @@ def test_standalone_stdin_file_gets_one_reply_per_line_without_blocking(tmp_path
     assert len(errors) == 2 and any("longer than" in e["error"]["message"] for e in errors)
     # Before the fix the 3 MB line alone held the loop (a pure-Python tokenizer) for 15-30 s.
     assert elapsed < 15, f"took {elapsed:.1f} s"
+
+
+def test_standalone_stdin_file_quit_wins_over_the_lines_after_it(tmp_path: Path) -> None:
+    """A command file with thousands of lines after `quit`: the module still exits."""
+    script = tmp_path / "commands.txt"
+    script.write_text("quit\n" + "status\n" * 5000)
+    with script.open("rb") as stdin:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rpi_logger",
+                "module",
+                str(TICKER),
+                "--data-dir",
+                str(tmp_path),
+            ],
+            stdin=stdin,
+            capture_output=True,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]

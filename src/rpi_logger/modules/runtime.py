@@ -19,6 +19,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ class ModuleRuntime:
         self._handlers: set[asyncio.Task[None]] = set()
         self._stdin_reader: asyncio.StreamReader | None = None
         self._stdin_file_lines: asyncio.Queue[_Line] = asyncio.Queue(maxsize=1000)
+        self._stop_reading = threading.Event()  # tells the stdin-file thread to give up
 
     # -- output ----------------------------------------------------------------------------
     async def send(self, message: dict[str, Any]) -> None:
@@ -136,6 +138,7 @@ class ModuleRuntime:
             for exc in group.exceptions:
                 log.error("%s: fatal error: %r", self.context.name, exc, exc_info=exc)
         finally:
+            self._stop_reading.set()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             if self._writer is not None:
@@ -257,8 +260,22 @@ class ModuleRuntime:
                 while (rest := stream.readline(1 << 16)) and not rest.endswith(b"\n"):
                     pass
                 raw = _TOO_LONG
-            asyncio.run_coroutine_threadsafe(self._stdin_file_lines.put(_Line(raw)), loop).result()
-        asyncio.run_coroutine_threadsafe(self._stdin_file_lines.put(_Line(None)), loop).result()
+            if not self._hand_over(_Line(raw), loop):
+                return
+        self._hand_over(_Line(None), loop)
+
+    def _hand_over(self, item: _Line, loop: asyncio.AbstractEventLoop) -> bool:
+        """Thread: queue `item` on the loop; False once the runtime stopped (a full queue that
+        is no longer read must not keep the process from exiting)."""
+        future = asyncio.run_coroutine_threadsafe(self._stdin_file_lines.put(item), loop)
+        while not self._stop_reading.is_set():
+            try:
+                future.result(timeout=0.2)
+                return True
+            except TimeoutError:
+                continue
+        future.cancel()
+        return False
 
     def _shorthand(self, line: bytes) -> bytes:
         """Interactive use: `start_trial label=x` becomes a JSON command with defaults filled.
