@@ -279,6 +279,70 @@ def test_sync_blocking_from_a_thread(tmp_path: Path) -> None:
         assert read_rows(path) == [["a"], ["1"]]
 
 
+def test_flush_blocking_puts_rows_on_the_os_and_fsyncs_only_when_asked(tmp_path: Path) -> None:
+    """What an encoder thread relies on before video bytes move: the rows so far are readable
+    by any other process once `flush_blocking` returns (a long flush interval notwithstanding)."""
+    w = CsvStreamWriter(tmp_path / "f.csv", COLS, flush_interval_s=3600, fsync_interval_s=3600)
+    w.start()
+    try:
+        for i in range(5):
+            w.write_row(video_row(i))
+        fsyncs = w.fsyncs
+        w.flush_blocking(5.0)
+        assert [int(r[0]) for r in read_rows(w.path)[1:]] == list(range(5))
+        assert w.fsyncs == fsyncs  # a flush, no fsync
+        w.write_row(video_row(5))
+        w.flush_blocking(5.0, fsync=True)
+        assert w.fsyncs == fsyncs + 1
+        assert len(read_rows(w.path)) == 7
+        w.flush_blocking(5.0)  # nothing new: returns at once
+    finally:
+        w.close()
+
+
+def test_flush_blocking_raises_at_once_after_a_write_error(tmp_path: Path) -> None:
+    w = CsvStreamWriter(tmp_path / "f.csv", COLS, flush_interval_s=3600)
+    w.start()
+    w._file = FailingFile(w._file)  # type: ignore[assignment]
+    w.write_row(video_row(0))
+    with pytest.raises(CsvWriterError, match=r"^disk full: "):
+        w.flush_blocking(5.0)
+    t = time.monotonic()
+    with pytest.raises(CsvWriterError, match=r"^disk full: "):
+        w.flush_blocking(5.0)
+    assert time.monotonic() - t < 0.5
+    with pytest.raises(CsvWriterError):
+        w.close()
+
+
+def test_a_producer_blocked_on_a_full_queue_is_released_when_the_writer_fails(
+    tmp_path: Path,
+) -> None:
+    """overflow="block" must not block forever once the writer has failed."""
+    w = CsvStreamWriter(tmp_path / "f.csv", COLS, flush_interval_s=3600, max_queue=4)
+    w.start()
+    gated = GatedFile(FailingFile(w._file))
+    w._file = gated  # type: ignore[assignment]
+    results: list[bool] = []
+
+    def produce() -> None:
+        for i in range(50):
+            results.append(w.write_row(video_row(i)))
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    assert gated.entered.wait(5)  # the writer thread is inside a write that will fail
+    time.sleep(0.2)  # the producer fills the queue and waits for room
+    assert producer.is_alive() and len(results) < 50
+    gated.gate.set()  # the write fails: the writer stops
+    producer.join(5)
+    assert not producer.is_alive(), "producer still blocked after the writer failed"
+    assert len(results) == 50 and results[-1] is False
+    assert w.rows_dropped == 50 - w.rows_written
+    with pytest.raises(CsvWriterError):
+        w.close(timeout=5)
+
+
 async def test_blocking_methods_refuse_to_run_on_the_loop(tmp_path: Path) -> None:
     w = CsvStreamWriter(tmp_path / "x.csv", ["a"])
     with pytest.raises(RuntimeError, match="astart"):
@@ -409,17 +473,21 @@ async def test_write_error_surfaces_from_sync_and_aclose(
     assert isinstance(info.value.__cause__, OSError)
     assert info.value.__cause__.errno == errno.ENOSPC
     assert w.write_row(video_row(1)) is False  # stopped writer: counted, not raised
-    assert w.rows_dropped == 1 and w.write_errors == 1
+    # Row 0 never reached the file and row 1 was refused: both count as dropped.
+    assert w.rows_dropped == 2 and w.write_errors == 1
     assert "ENOSPC" in repr(w.error) or "No space" in str(w.error)
     with pytest.raises(CsvWriterError):
         await w.sync()
-    with pytest.raises(CsvWriterError, match="No space left"):
+    with pytest.raises(CsvWriterError, match=f"^disk full: {w.path}$"):
         await w.aclose()
     await w.aclose()  # reported once; a second close is quiet
     assert w._thread is not None
     await asyncio.to_thread(w._thread.join, 5)
     assert not w._thread.is_alive()
-    assert any("failed" in r.getMessage() for r in caplog.records)
+    # Said once, in one line, without a traceback: an expected failure.
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [f"disk full: {w.path}"]
+    assert errors[0].exc_info is None
 
 
 def test_write_error_surfaces_from_close_even_for_unexpected_errors(tmp_path: Path) -> None:

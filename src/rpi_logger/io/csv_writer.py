@@ -19,9 +19,14 @@ Overflow policy (queue holds `max_queue` rows not yet picked up by the writer th
   - `await write_row_async(row)` waits for room without blocking the loop; use it on the loop
     when a row must not be dropped.
 
-After a write error the writer stops: the error is logged once, later rows are dropped (counted,
-`write_row` returns False) and `sync()`, `close()` and `aclose()` raise `CsvWriterError` chained
-to the original `OSError`. Rows offered after close began raise `WriterClosedError`.
+After a write error the writer stops: the error is logged once, in one line ("disk full: <path>"
+for ENOSPC, see `describe_write_error`), the file is closed and cut back to its last good flush
+(a full disk must not leave a torn last row; `rows_written` then counts the rows kept, the lost
+ones count in `rows_dropped`), later rows are dropped at once
+(counted, `write_row` returns False, a producer waiting for room under "block" is released), and
+`sync()`, `flush_blocking()`, `close()` and `aclose()` raise `CsvWriterError` (message from
+`describe_write_error`) chained to the original `OSError`, promptly. Rows offered after close
+began raise `WriterClosedError`.
 
 A producer waiting for room when close begins gets `WriterClosedError` too.
 
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import io
 import logging
 import os
@@ -52,7 +58,7 @@ from typing import Any, Literal, TextIO
 
 from .atomic import fsync_dir
 
-__all__ = ["CsvStreamWriter", "CsvWriterError", "WriterClosedError"]
+__all__ = ["CsvStreamWriter", "CsvWriterError", "WriterClosedError", "describe_write_error"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,24 @@ _running_loop = asyncio.events._get_running_loop
 # row, float repr dominates); chunking bounds how long the writer thread can keep the loop thread
 # from running to well under a millisecond.
 _CHUNK_ROWS = 256
+
+
+def describe_write_error(path: str | os.PathLike[str], exc: BaseException) -> str:
+    """One line saying why writing `path` failed: "disk full: <path>" for ENOSPC (and a full
+    quota), else the error itself (e.g. "writing <path> failed: [Errno 5] Input/output error")."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full: {path}"
+    return f"writing {path} failed: {exc}"
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc` (or the error it wraps, through `__cause__`) is a full disk or quota."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc, seen = exc.__cause__, seen + 1
+    return False
 
 
 class CsvWriterError(RuntimeError):
@@ -93,10 +117,11 @@ class _Waiter:
     In the queue it is a sync marker: resolved once every row before it is on disk.
     """
 
-    __slots__ = ("done", "error", "event", "future", "loop")
+    __slots__ = ("done", "error", "event", "fsync", "future", "loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, fsync: bool = True) -> None:
         self.loop = loop
+        self.fsync = fsync  # as a sync marker: fsync too, not only flush to the OS
         self.future: asyncio.Future[None] | None = loop.create_future() if loop else None
         self.event: threading.Event | None = None if loop else threading.Event()
         self.done = False
@@ -255,6 +280,10 @@ class CsvStreamWriter:
         self._thread: threading.Thread | None = None
         self._file: TextIO | None = None
         self._dirty = False  # written since the last flush
+        # File size and rows after the last good flush: a failed write is cut back to it, so the
+        # file never ends in a torn row (a full disk can take half of one).
+        self._good_size = 0
+        self._good_rows = 0
         self._unsynced = False  # flushed since the last fsync
 
         self.rows_written = 0
@@ -279,6 +308,7 @@ class CsvStreamWriter:
             self._started = True
         try:
             self._file = self._open()
+            self._good_size = os.fstat(self._file.fileno()).st_size
         except BaseException:
             with self._lock:
                 self._started = False
@@ -495,16 +525,33 @@ class CsvStreamWriter:
     def sync_blocking(self, timeout: float | None = None) -> None:
         """`sync()` for threads without an event loop; raises TimeoutError after `timeout` s."""
         _refuse_on_loop("sync_blocking", "sync")
-        waiter = self._enqueue_marker(None)
+        self._wait_marker(timeout, fsync=True)
+
+    def flush_blocking(self, timeout: float | None = None, *, fsync: bool = False) -> None:
+        """Return once every row queued before the call (from any thread) is written and flushed
+        to the OS, so another process (or a reader after `kill -9`) sees it; with `fsync=True`
+        also fsynced. For threads without an event loop (e.g. an encoder thread that must not
+        let a video get ahead of its timing rows).
+
+        Raises `CsvWriterError` if the writer failed (at once once it has), TimeoutError after
+        `timeout` s.
+        """
+        _refuse_on_loop("flush_blocking", "sync")
+        self._wait_marker(timeout, fsync=fsync)
+
+    def _wait_marker(self, timeout: float | None, fsync: bool) -> None:
+        waiter = self._enqueue_marker(None, fsync)
         if waiter is None:
             return
         assert waiter.event is not None
         if not waiter.event.wait(timeout):
-            raise TimeoutError(f"{self.name}: sync not complete after {timeout} s")
+            raise TimeoutError(f"{self.name}: rows not flushed after {timeout} s")
         if waiter.error is not None:
             raise waiter.error
 
-    def _enqueue_marker(self, loop: asyncio.AbstractEventLoop | None) -> _Waiter | None:
+    def _enqueue_marker(
+        self, loop: asyncio.AbstractEventLoop | None, fsync: bool = True
+    ) -> _Waiter | None:
         with self._lock:
             if self._error is not None:
                 raise self._wrapped_error()
@@ -512,7 +559,7 @@ class CsvStreamWriter:
                 raise RuntimeError(f"{self.name}: sync() before start()")
             if self._finished:
                 return None  # closed cleanly: everything is already fsynced
-            waiter = _Waiter(loop)
+            waiter = _Waiter(loop, fsync)
             if self._closing:
                 # No more rows can arrive; the close drains, flushes and fsyncs everything.
                 self._done_waiters.append(waiter)
@@ -568,7 +615,8 @@ class CsvStreamWriter:
     def _wrapped_error(self) -> CsvWriterError:
         # A fresh exception per raise: re-raising one object from several places would keep
         # growing its traceback.
-        err = CsvWriterError(f"{self.name}: writing {self.path} failed: {self._error!r}")
+        assert self._error is not None
+        err = CsvWriterError(describe_write_error(self.path, self._error))
         err.__cause__ = self._error
         return err
 
@@ -704,7 +752,7 @@ class CsvStreamWriter:
                 if i > start:
                     self._write_rows(batch[start:i], sio, writer)
                 start = i + 1
-                self._flush(True)
+                self._flush(item.fsync)
                 item.resolve()
         if start < len(batch):
             self._write_rows(batch[start:], sio, writer)
@@ -733,6 +781,8 @@ class CsvStreamWriter:
             self._dirty = False
             self._unsynced = True
             self.flushes += 1
+            self._good_size = os.fstat(f.fileno()).st_size
+            self._good_rows = self.rows_written
         if fsync and self._unsynced:
             os.fsync(f.fileno())
             self._unsynced = False
@@ -750,13 +800,19 @@ class CsvStreamWriter:
             self._taken += self._depth
             self._depth = 0
             self._markers = 0
-        log.error(
-            "%s: writing %s failed; the writer stopped and later rows are dropped: %r",
-            self.name,
-            self.path,
-            exc,
-            exc_info=exc,
-        )
+            # Rows not on the OS at the last good flush are lost (the file is cut back to it).
+            self.rows_written = self._good_rows
+            self.rows_dropped += max(0, self._taken - self._good_rows)
+        if isinstance(exc, OSError):  # expected (full disk, I/O error): one line, no traceback
+            log.error("%s", describe_write_error(self.path, exc))
+        else:
+            log.error(
+                "%s: writing %s failed; the writer stopped and later rows are dropped: %r",
+                self.name,
+                self.path,
+                exc,
+                exc_info=exc,
+            )
         for item in (*batch, *pending):
             if type(item) is _Waiter:
                 item.resolve(self._wrapped_error())
@@ -764,6 +820,11 @@ class CsvStreamWriter:
             try:
                 self._file.close()
             except OSError:  # the same failure again while flushing the buffer
+                pass
+            try:  # cut a torn last row; needs no free space
+                if os.stat(self.path).st_size > self._good_size:
+                    os.truncate(self.path, self._good_size)
+            except OSError:
                 pass
 
     def _finish(self) -> None:
@@ -777,7 +838,7 @@ class CsvStreamWriter:
             w.resolve()
         for w in done:
             w.resolve(None if self._error is None else self._wrapped_error())
-        if self.rows_dropped:
+        if self.rows_dropped and self._error is None:  # after an error: said once already
             log.warning("%s: %d rows dropped in total", self.name, self.rows_dropped)
         log.debug("%s: closed after %d rows", self.name, self.rows_written)
         with _live_lock:

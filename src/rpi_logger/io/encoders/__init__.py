@@ -13,11 +13,18 @@ from rpi_logger.io.encoders.base import (
     Encoder,
     EncoderError,
     EncoderStats,
+    FlushRows,
     OnWritten,
     WrittenFrame,
     pts_us_of,
 )
-from rpi_logger.io.encoders.ffmpeg_encoder import FFmpegEncoder, FFmpegSettings, ffmpeg_available
+from rpi_logger.io.encoders.ffmpeg_encoder import (
+    FFmpegEncoder,
+    FFmpegSettings,
+    check_codec,
+    ffmpeg_available,
+    ffmpeg_encoders,
+)
 from rpi_logger.io.encoders.pyav_encoder import PyAVEncoder, PyAVSettings
 
 ENCODERS: dict[str, type[Encoder]] = {"pyav": PyAVEncoder, "ffmpeg": FFmpegEncoder}
@@ -29,16 +36,21 @@ def make_encoder(
     settings: PyAVSettings | FFmpegSettings | None = None,
     queue_size: int | None = None,
     on_written: OnWritten | None = None,
+    flush_rows: FlushRows | None = None,
 ) -> Encoder:
-    """An encoder by name (``"pyav"`` or ``"ffmpeg"``)."""
+    """An encoder by name (``"pyav"`` or ``"ffmpeg"``); see `Encoder` for the callbacks."""
     if kind == "pyav":
         if settings is not None and not isinstance(settings, PyAVSettings):
             raise TypeError("the pyav encoder takes PyAVSettings")
-        return PyAVEncoder(settings, queue_size=queue_size, on_written=on_written)
+        return PyAVEncoder(
+            settings, queue_size=queue_size, on_written=on_written, flush_rows=flush_rows
+        )
     if kind == "ffmpeg":
         if settings is not None and not isinstance(settings, FFmpegSettings):
             raise TypeError("the ffmpeg encoder takes FFmpegSettings")
-        return FFmpegEncoder(settings, queue_size=queue_size, on_written=on_written)
+        return FFmpegEncoder(
+            settings, queue_size=queue_size, on_written=on_written, flush_rows=flush_rows
+        )
     raise ValueError(f"unknown encoder {kind!r}; expected one of {sorted(ENCODERS)}")
 
 
@@ -50,11 +62,14 @@ __all__ = [
     "EncoderStats",
     "FFmpegEncoder",
     "FFmpegSettings",
+    "FlushRows",
     "OnWritten",
     "PyAVEncoder",
     "PyAVSettings",
     "WrittenFrame",
+    "check_codec",
     "ffmpeg_available",
+    "ffmpeg_encoders",
     "make_encoder",
     "pts_us_of",
 ]

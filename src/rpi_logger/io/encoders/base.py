@@ -21,17 +21,35 @@ Drops are counted by cause:
   `close()` raises `EncoderError` with the reason.
 
 For the timing CSV, the encoder thread calls ``on_written(WrittenFrame)`` once per frame, in file
-order, as the frame goes into the file; ``WrittenFrame.frame_index`` is the frame's index in the
-video. The callback runs **on the encoder thread**: keep it short and thread-safe (e.g. hand the
-row to a CSV writer's queue). An exception in it is logged, not fatal.
+order, just before the frame's packet goes to the muxer (or the pipe); ``WrittenFrame.frame_index``
+is the frame's index in the video. The callback runs **on the encoder thread**: keep it short and
+thread-safe (e.g. hand the row to a CSV writer's queue). An exception in it is logged, not fatal.
+
+**Timing rows never lag the video.** With ``flush_rows`` given, the encoder thread calls
+``flush_rows(durable)`` before any byte reaches the video file (PyAV) or ffmpeg's pipe whenever
+frames were passed to ``on_written`` since the last call, and ``flush_rows(True)`` before it
+fsyncs the video. The callback must return only once every row handed over so far is flushed to
+the OS (and fsynced when ``durable``). So at any instant, even after ``kill -9``, the timing file
+on disk holds a row for every frame in the video on disk (it may hold a few more: rows ⊇ frames,
+row *i* describing frame *i*); after an fsync of the video the same holds for a power cut. If
+``flush_rows`` raises, nothing more is written to the video and the encoder fails with the reason.
+
+`set_stop(stop_mono_ns)` makes the thread discard frames captured at or after the trial's stop
+that are still queued (the stop instant can become known after they were submitted); they are
+counted in ``discarded_after_stop``, not as drops.
+
+Failures are reported once, in one log line ("disk full: <path>" for ENOSPC); `close()` then
+returns promptly with `EncoderError` (message from `describe_write_error`).
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import io
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -40,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rpi_logger.io.csv_writer import describe_write_error, is_disk_full
 from rpi_logger.modules.cameras.frames import Frame
 
 log = logging.getLogger(__name__)
@@ -97,6 +116,8 @@ class WrittenFrame:
 
 
 OnWritten = Callable[[WrittenFrame], None]
+#: ``flush_rows(durable)``: see the module docstring.
+FlushRows = Callable[[bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +134,7 @@ class EncoderStats:
     queue_delay_ns_max: int
     encode_ns_mean: float
     encode_ns_max: int
+    discarded_after_stop: int = 0  # queued frames captured at/after the stop (not drops)
 
     @property
     def dropped(self) -> int:
@@ -121,6 +143,11 @@ class EncoderStats:
 
 
 _STOP = object()
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure's one-line reason (a CsvWriterError already reads "disk full: <path>")."""
+    return str(exc) or type(exc).__name__
 
 
 def pts_us_of(t_mono_ns: int, trial_start_mono_ns: int) -> int:
@@ -135,6 +162,27 @@ def keyframe_interval_us(fps_hint: float, max_interval_s: float = 1.0) -> int:
     return max(1, int(max_interval_s * 1e6 - period_us / 2))
 
 
+class GatedFile(io.FileIO):
+    """An unbuffered binary file (a path, or a file descriptor such as a pipe's write end) whose
+    every write first calls ``before_write()``, which may raise to refuse the write."""
+
+    def __init__(self, target: str | os.PathLike[str] | int, before_write: Callable[[], None]
+                 ) -> None:
+        super().__init__(target, "wb")
+        self._before_write = before_write
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        self._before_write()
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):  # a pipe may take a large buffer in parts
+            n = super().write(view[done:])
+            if n is None:  # only a non-blocking descriptor does this
+                raise BlockingIOError(f"{self.name}: write would block")
+            done += n
+        return done
+
+
 class Encoder(abc.ABC):
     """Common machinery: bounded hand-off queue, encoder thread, PTS rule, counters.
 
@@ -145,11 +193,20 @@ class Encoder(abc.ABC):
     name = "abstract"
 
     def __init__(
-        self, *, queue_size: int | None = None, on_written: OnWritten | None = None
+        self,
+        *,
+        queue_size: int | None = None,
+        on_written: OnWritten | None = None,
+        flush_rows: FlushRows | None = None,
     ) -> None:
         self._queue_size_arg = queue_size
         self.queue_size = queue_size or 0
         self.on_written = on_written
+        self.flush_rows = flush_rows
+        self._rows_unflushed = False  # on_written called since the last flush_rows
+        self._rows_error: BaseException | None = None  # flush_rows failed: the video stops
+        self._stop_ns: int | None = None
+        self._after_stop = 0
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -214,6 +271,11 @@ class Encoder(abc.ABC):
             raise
         self._state = "open"
 
+    def set_stop(self, stop_mono_ns: int | None) -> None:
+        """The trial's stop instant (loop thread): from now on, frames captured at or after it
+        are refused by `submit` and discarded by the thread if already queued."""
+        self._stop_ns = stop_mono_ns
+
     def submit(self, frame: Frame) -> bool:
         """Queue a frame for encoding (loop thread, O(1), never blocks).
 
@@ -224,6 +286,10 @@ class Encoder(abc.ABC):
         self._submitted += 1
         if self._state != "open" or self._error is not None:
             self._err_drops += 1
+            return False
+        stop = self._stop_ns
+        if stop is not None and frame.t_mono_ns >= stop:
+            self._after_stop += 1
             return False
         depth = self._q.qsize()
         if depth >= self.queue_size:
@@ -254,9 +320,18 @@ class Encoder(abc.ABC):
         await self._async_stop(failed=self._error is not None)
         self._state = "closed"
         if self._error is not None:
-            raise EncoderError(f"{self.name} encoder failed writing {self.path}: {self._error}") \
-                from self._error
+            raise EncoderError(self.error_text) from self._error
         return self.stats
+
+    @property
+    def error_text(self) -> str | None:
+        """The failure in one line ("disk full: <path>" for ENOSPC), or None."""
+        err = self._error
+        if err is None:
+            return None
+        if isinstance(err, EncoderError):
+            return str(err)
+        return describe_write_error(self.path or "?", err)
 
     @property
     def stats(self) -> EncoderStats:
@@ -273,6 +348,7 @@ class Encoder(abc.ABC):
             queue_delay_ns_max=self._qdelay_max,
             encode_ns_mean=self._enc_total / written if written else 0.0,
             encode_ns_max=self._enc_max,
+            discarded_after_stop=self._after_stop,
         )
 
     @property
@@ -323,8 +399,12 @@ class Encoder(abc.ABC):
         except Exception as exc:  # report to open(); the file could not be created
             log.debug("%s encoder: open failed", self.name, exc_info=True)
             self._error = exc
-            self._signal(self._ready, EncoderError(f"{self.name} encoder cannot open "
-                                                   f"{self.path}: {exc}"))
+            if is_disk_full(exc):
+                why = describe_write_error(self.path or "?", exc)
+            else:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                why = f"{self.name} encoder cannot open {self.path}: {reason}"
+            self._signal(self._ready, EncoderError(why))
             self._safe_finish()
             self._signal(self._done)
             return
@@ -337,6 +417,10 @@ class Encoder(abc.ABC):
             if self._error is not None:
                 self._err_drops += 1
                 continue
+            stop = self._stop_ns
+            if stop is not None and frame.t_mono_ns >= stop:
+                self._after_stop += 1
+                continue
             t_take = time.monotonic_ns()
             qdelay = t_take - t_submit
             if qdelay > self._qdelay_max:
@@ -344,22 +428,46 @@ class Encoder(abc.ABC):
             try:
                 self._thread_encode(frame, pts_us, qdelay, t_take)
             except Exception as exc:  # keep draining so submit() never backs up
-                log.error("%s encoder: writing %s failed: %s", self.name, self.path, exc)
-                self._error = exc
+                self._fail(exc)
                 self._err_drops += 1
         self._safe_finish()
         self._signal(self._done)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Record the first failure and log it once, in one line (thread side)."""
+        if self._rows_error is not None and exc is not self._rows_error:
+            exc = self._rows_error  # the muxer's error is the echo of the rows' failure
+        if self._error is not None:
+            return
+        self._error = exc
+        log.error("%s", self.error_text)
 
     def _safe_finish(self) -> None:
         try:
             self._thread_finish()
         except Exception as exc:
-            log.error("%s encoder: finalising %s failed: %s", self.name, self.path, exc)
-            if self._error is None:
-                self._error = exc
+            self._fail(exc)
+
+    def _flush_rows(self, durable: bool = False) -> None:
+        """Thread side: make the rows of every frame emitted so far reach the OS (fsynced when
+        ``durable``) before more bytes reach the video. Raises if that cannot be done."""
+        if self._rows_error is not None:
+            raise self._rows_error
+        cb = self.flush_rows
+        if cb is None or not (self._rows_unflushed or durable):
+            return
+        try:
+            cb(durable)
+        except Exception as exc:
+            err = EncoderError(f"timing rows not saved, video stopped: {_reason(exc)}")
+            err.__cause__ = exc
+            self._rows_error = err
+            raise err from exc
+        self._rows_unflushed = False
 
     def _emit(self, frame: Frame, pts_us: int, qdelay_ns: int, t_take_ns: int) -> None:
-        """Record one frame as written (thread side) and call ``on_written``."""
+        """Record one frame as going into the file (thread side) and call ``on_written``;
+        called before the frame's bytes are handed to the muxer or pipe."""
         enc_ns = time.monotonic_ns() - t_take_ns
         self._enc_total += enc_ns
         if enc_ns > self._enc_max:
@@ -368,6 +476,7 @@ class Encoder(abc.ABC):
         self._written += 1
         cb = self.on_written
         if cb is not None:
+            self._rows_unflushed = True
             try:
                 cb(WrittenFrame(index, frame, pts_us, qdelay_ns, enc_ns))
             except Exception:

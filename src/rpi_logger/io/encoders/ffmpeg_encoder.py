@@ -13,8 +13,14 @@ with escalation: wait -> SIGTERM -> wait -> SIGKILL. The process runs in its own
 Ctrl+C on the terminal does not cut the file short; if our process dies, ffmpeg sees EOF and
 still finishes the file.
 
-``on_written`` fires when a frame has been written into the pipe (ffmpeg with passthrough
-timing neither drops nor duplicates frames, so pipe order = file order).
+``on_written`` fires just before a frame is written into the pipe (ffmpeg with passthrough
+timing neither drops nor duplicates frames, so pipe order = file order). The pipe is a
+`GatedFile`: before the bytes of a frame enter it, ``flush_rows`` has put the rows of every frame
+sent so far on the OS, so ffmpeg can never write a frame whose timing row is not on disk (ffmpeg
+does not fsync the MP4; the timing CSV is fsynced on its own schedule).
+
+`check_codec` (async, cached) tells at configure time whether the ffmpeg binary exists and offers
+an encoder, so a typo fails there with one clear line instead of producing no video.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ from rpi_logger.io.encoders.base import (
     TIME_BASE_US,
     Encoder,
     EncoderError,
+    EncoderStats,
+    FlushRows,
+    GatedFile,
     OnWritten,
     keyframe_interval_us,
 )
@@ -64,11 +73,81 @@ class FFmpegSettings:
     input_pixel_format: str | None = None  # None: taken from the first frame's format
 
 
+class _PipeBroken(EncoderError):
+    """ffmpeg stopped reading: the reason is in its exit status and output, read at close."""
+
+
 def ffmpeg_available(ffmpeg: str = "ffmpeg") -> tuple[bool, str]:
     """Whether the ffmpeg binary can be found, and if not, why."""
     if shutil.which(ffmpeg) is None:
         return False, f"{ffmpeg!r} not found on PATH (install the ffmpeg package)"
     return True, ""
+
+
+# ffmpeg binary (resolved path) -> the encoder names `ffmpeg -encoders` lists.
+_encoders_cache: dict[str, frozenset[str]] = {}
+_ENCODERS_TIMEOUT_S = 20.0
+
+
+def parse_encoders(text: str) -> frozenset[str]:
+    """Encoder names from `ffmpeg -hide_banner -encoders` output (lines after the "------")."""
+    names: set[str] = set()
+    started = False
+    for line in text.splitlines():
+        parts = line.split()
+        if not started:
+            started = bool(parts) and set(parts[0]) == {"-"}
+            continue
+        if len(parts) >= 2:
+            names.add(parts[1])
+    return frozenset(names)
+
+
+async def ffmpeg_encoders(ffmpeg: str = "ffmpeg") -> frozenset[str]:
+    """The encoders the ffmpeg binary offers (asks it once per binary, then cached).
+
+    Raises `EncoderError` with one clear line when the binary is missing or does not answer.
+    """
+    found = await asyncio.to_thread(shutil.which, ffmpeg)  # a PATH search touches the disk
+    if found is None:
+        raise EncoderError(f"ffmpeg encoder: {ffmpeg!r} not found on PATH (install the ffmpeg "
+                           f"package)")
+    cached = _encoders_cache.get(found)
+    if cached is not None:
+        return cached
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            found, "-hide_banner", "-encoders",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        raise EncoderError(f"ffmpeg encoder: cannot run {found!r}: {exc}") from None
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), _ENCODERS_TIMEOUT_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise EncoderError(f"ffmpeg encoder: {found!r} -encoders did not answer within "
+                           f"{_ENCODERS_TIMEOUT_S:g} s") from None
+    names = parse_encoders(out.decode(errors="replace"))
+    if proc.returncode != 0 or not names:
+        raise EncoderError(f"ffmpeg encoder: {found!r} -encoders failed (status "
+                           f"{proc.returncode})")
+    _encoders_cache[found] = names
+    return names
+
+
+async def check_codec(codec: str, ffmpeg: str = "ffmpeg") -> None:
+    """Raise `EncoderError` (one line naming the codec) unless ffmpeg offers `codec`."""
+    names = await ffmpeg_encoders(ffmpeg)
+    if codec not in names:
+        h264 = sorted(n for n in names if "264" in n)
+        hint = f" (H.264 encoders it has: {', '.join(h264)})" if h264 else ""
+        raise EncoderError(f"ffmpeg has no encoder {codec!r}{hint}; `ffmpeg -encoders` lists "
+                           f"them all")
 
 
 def build_command(s: FFmpegSettings, fps_hint: float, path: str) -> list[str]:
@@ -99,6 +178,9 @@ def build_command(s: FFmpegSettings, fps_hint: float, path: str) -> list[str]:
         "-movflags", "frag_keyframe+delay_moov",
         "-frag_duration", str(max(1, int(s.fragment_s * 1e6))),
         "-use_editlist", "1", "-movie_timescale", str(TIME_BASE_US),
+        # Hand each finished fragment to the file at once: without this ffmpeg keeps whole
+        # seconds of video in its output buffer, which a crash of ffmpeg or a power cut loses.
+        "-flush_packets", "1",
         *s.extra_output_args,
         "-f", "mp4", "-y", path,
     ]
@@ -115,12 +197,14 @@ class FFmpegEncoder(Encoder):
         *,
         queue_size: int | None = None,
         on_written: OnWritten | None = None,
+        flush_rows: FlushRows | None = None,
     ) -> None:
-        super().__init__(queue_size=queue_size, on_written=on_written)
+        super().__init__(queue_size=queue_size, on_written=on_written, flush_rows=flush_rows)
         self.settings = settings or FFmpegSettings()
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr_task: asyncio.Task[None] | None = None
         self._stderr_tail: deque[str] = deque(maxlen=20)
+        self._quiet = False  # stopped on purpose before any frame: its complaints are noise
         self._wfd: int | None = None
         self._pipe: Any = None
         self._nut: Any = None
@@ -161,7 +245,7 @@ class FFmpegEncoder(Encoder):
         assert self._proc is not None and self._proc.stderr is not None
         async for raw in self._proc.stderr:
             line = raw.decode(errors="replace").rstrip()
-            if line:
+            if line and not self._quiet:
                 self._stderr_tail.append(line)
                 log.warning("ffmpeg (%s): %s", self.path.name if self.path else "?", line)
 
@@ -197,13 +281,28 @@ class FFmpegEncoder(Encoder):
                     await self._stderr_task
             self._stderr_task = None
         self.returncode = proc.returncode
+        broken = isinstance(self._error, _PipeBroken)
         if proc.returncode != 0 and self._error is None and self._written == 0 and not failed:
-            # No frame was sent: ffmpeg refuses an empty input ("EOF before video frames") and
-            # writes no file. Not a failure: there was nothing to record.
+            # No frame was sent: ffmpeg was stopped before it read anything and writes no file.
+            # Not a failure: there was nothing to record.
             log.info("ffmpeg: no frames for %s; no file written", self.path)
-        elif proc.returncode != 0 and self._error is None:
-            tail = " | ".join(self._stderr_tail) or "no output"
-            self._error = EncoderError(f"ffmpeg exited with status {proc.returncode}: {tail}")
+        elif (proc.returncode != 0 and self._error is None) or broken:
+            # ffmpeg's own account of why it stopped, reported once (a broken pipe is its echo).
+            if any("No space left on device" in line for line in self._stderr_tail):
+                self._error = EncoderError(f"disk full: {self.path}")
+            elif proc.returncode != 0:
+                tail = " | ".join(self._stderr_tail) or "no output"
+                self._error = EncoderError(f"ffmpeg exited with status {proc.returncode}: {tail}")
+            log.error("%s", self._error)
+
+    async def close(self) -> EncoderStats:
+        """As `Encoder.close`; with no frame ever accepted ffmpeg is stopped before it sees an
+        empty input (it would complain and write nothing anyway)."""
+        if self.is_open and self._last_pts_us is None and self._proc is not None:
+            self._quiet = True
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+        return await super().close()
 
     async def _wait_thread(self) -> None:
         # The thread can only hang writing into a pipe nobody reads: a stuck ffmpeg. Terminating
@@ -222,7 +321,8 @@ class FFmpegEncoder(Encoder):
     def _thread_open(self) -> None:
         assert self._wfd is not None
         wfd, self._wfd = self._wfd, None
-        self._pipe = open(wfd, "wb", buffering=0)  # closed in _thread_finish
+        # Unbuffered, and each write waits for the rows of the frames sent so far.
+        self._pipe = GatedFile(wfd, self._flush_rows)  # closed in _thread_finish
         # The NUT header names the pixel format, so it is fixed by the first frame's unless set.
         self._nut = None
 
@@ -242,12 +342,22 @@ class FFmpegEncoder(Encoder):
         vf = av.VideoFrame.from_ndarray(frame.image, format=frame.pixel_format)
         vf.pts = pts_us
         vf.time_base = self._stream.codec_context.time_base
+        # The row first: the frame's bytes enter the pipe only after it is flushed (rawvideo
+        # gives one packet per frame, at once).
+        self._emit(frame, pts_us, qdelay_ns, t_take_ns)
         try:
             for packet in self._stream.encode(vf):
                 self._nut.mux(packet)
         except (OSError, av.error.FFmpegError) as exc:
-            raise EncoderError(f"ffmpeg stopped reading frames ({exc})") from exc
-        self._emit(frame, pts_us, qdelay_ns, t_take_ns)
+            if self._rows_error is not None:
+                raise self._rows_error from None
+            raise _PipeBroken(f"ffmpeg stopped reading frames ({exc})") from exc
+
+    def _fail(self, exc: BaseException) -> None:
+        if isinstance(exc, _PipeBroken) and self._error is None:
+            self._error = exc  # logged once ffmpeg's exit status and output are known
+            return
+        super()._fail(exc)
 
     def _thread_finish(self) -> None:
         err: BaseException | None = None

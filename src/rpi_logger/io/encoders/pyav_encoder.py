@@ -13,7 +13,10 @@ What makes the file right (checked against PyAV 18 / FFmpeg 7):
 - No B-frames: decode order = presentation order, and each output packet is the next frame.
 
 The file is opened by Python (unbuffered) so the encoder thread can ``fsync`` it now and then,
-for power cuts; the muxer flushes each finished fragment to it.
+for power cuts; the muxer flushes each finished fragment to it. Every write to it first calls
+`Encoder._flush_rows` (a no-op unless frames were emitted since the last one): the timing rows of
+all frames that can be in those bytes reach the OS before the bytes do, and the rows are fsynced
+before the video is (see `rpi_logger.io.encoders.base`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from rpi_logger.io.encoders.base import (
     TIME_BASE_US,
     Encoder,
     EncoderError,
+    FlushRows,
+    GatedFile,
     OnWritten,
     keyframe_interval_us,
 )
@@ -83,8 +88,9 @@ class PyAVEncoder(Encoder):
         *,
         queue_size: int | None = None,
         on_written: OnWritten | None = None,
+        flush_rows: FlushRows | None = None,
     ) -> None:
-        super().__init__(queue_size=queue_size, on_written=on_written)
+        super().__init__(queue_size=queue_size, on_written=on_written, flush_rows=flush_rows)
         self.settings = settings or PyAVSettings()
         if self.settings.keyframe_interval_s <= 0 or self.settings.fragment_s <= 0:
             raise ValueError("keyframe_interval_s and fragment_s must be positive")
@@ -100,8 +106,9 @@ class PyAVEncoder(Encoder):
     def _thread_open(self) -> None:
         s = self.settings
         assert self.path is not None
-        # Unbuffered: every muxer write reaches the kernel, so a kill -9 keeps it.
-        self._file = open(self.path, "wb", buffering=0)  # closed in _thread_finish
+        # Unbuffered: every muxer write reaches the kernel, so a kill -9 keeps it; and each is
+        # preceded by the flush of the timing rows of the frames it can hold.
+        self._file = GatedFile(self.path, self._flush_rows)  # closed in _thread_finish
         self._container = av.open(
             self._file, mode="w", format="mp4", options=mp4_muxer_options(s.fragment_s)
         )
@@ -147,11 +154,12 @@ class PyAVEncoder(Encoder):
             if packet.is_keyframe and packet.pts is not None:
                 # x264 may place its own keyframes (GOP, scene cut); restart the clock there.
                 self._last_key_pts = max(self._last_key_pts or 0, packet.pts)
-            self._container.mux(packet)
-            # No B-frames: packets come out in submission order, one per frame.
+            # No B-frames: packets come out in submission order, one per frame. The frame's
+            # row is handed over before its packet can reach the file (rows ⊇ frames).
             if self._pending:
                 pts_us, frame, qdelay_ns, t_take_ns = self._pending.popleft()
                 self._emit(frame, pts_us, qdelay_ns, t_take_ns)
+            self._container.mux(packet)
 
     def _maybe_fsync(self) -> None:
         interval = self.settings.fsync_interval_s
@@ -160,6 +168,7 @@ class PyAVEncoder(Encoder):
         now = time.monotonic_ns()
         if now - self._last_sync_ns >= interval * 1e9:
             self._last_sync_ns = now
+            self._flush_rows(durable=True)  # rows on stable storage before the frames are
             os.fsync(self._file.fileno())
 
     def _thread_finish(self) -> None:
@@ -179,10 +188,12 @@ class PyAVEncoder(Encoder):
             if self._file is not None:
                 try:
                     if not self._file.closed:
+                        self._flush_rows(durable=True)
                         os.fsync(self._file.fileno())
-                        self._file.close()
-                except OSError as exc:
+                except Exception as exc:  # rows not durable: leave the video unsynced too
                     err = err or exc
-                self._file = None
+                finally:
+                    self._file.close()
+                    self._file = None
         if err is not None:
             raise err
