@@ -14,14 +14,16 @@ reads happen on the backend's own thread; only finished `Frame` objects reach th
 `Frame.sequence` is the *device* sequence number: it advances by one per capture slot of the
 device, so a gap (`sequence` jumping by more than one) is a frame the device never delivered
 (the "device sequence gap" drop cause). Frames a source drops because its own hand-off queue to
-the loop is full do *not* leave a gap; they are counted in `SourceStats.dropped_queue_overflow`.
+the loop is full are counted in `SourceStats.dropped_queue_overflow` and passed to the source's
+`on_overflow` callback (on the loop), so a consumer can count them as "capture overflow" drops
+and not mistake the hole they leave in the sequence for a device gap.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -118,6 +120,8 @@ class FrameSource(abc.ABC):
         self._info = info
         self.stats = SourceStats()
         self._opened = False
+        #: Called on the loop with each frame the source drops in its hand-off to the loop.
+        self.on_overflow: Callable[[Frame], None] | None = None
 
     @property
     def info(self) -> CameraInfo:

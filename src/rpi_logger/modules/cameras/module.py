@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from rpi_logger.core import protocol
+from rpi_logger.io.encoders import EncoderError, check_codec
 from rpi_logger.modules.base import CommandError, FileRecord, Module, ModuleContext
 from rpi_logger.modules.cameras.frames import CameraDescriptor, CameraError, FrameSource
 from rpi_logger.modules.cameras.pipeline import CameraPipeline
@@ -64,6 +65,12 @@ class CamerasModule(Module):
     async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
         if self.trial is not None:
             raise CommandError("cannot reconfigure cameras during a trial", protocol.BAD_STATE)
+        if settings.get("encoder") == "ffmpeg":
+            # A missing binary or codec must fail here, in one line, not as a trial without video.
+            try:
+                await check_codec(settings["ffmpeg_codec"])
+            except EncoderError as exc:
+                raise CommandError(str(exc), protocol.BAD_ARGS) from None
         self.config = settings
         backend = "synthetic" if simulate else settings["backend"]
         descriptors: list[CameraDescriptor] = []

@@ -3,7 +3,24 @@
 The loop only filters frames against the trial window and hands them to the encoder's bounded
 queue (O(1)); encoding and muxing run on the encoder's thread (or in ffmpeg), timing rows go
 through a `CsvStreamWriter` thread. Drops are counted by cause: device sequence gaps (frames the
-device never delivered inside the trial) and queue overflow (the encoder did not keep up).
+device never delivered inside the trial), capture overflow (the source's hand-off to the loop was
+full), queue overflow (the encoder did not keep up), timestamps and encoder errors.
+
+Guarantees:
+
+- **Timing rows cover the video.** The encoder hands each frame's row to the timing writer before
+  the frame's bytes go to the muxer or ffmpeg's pipe, and waits for those rows to be flushed to
+  the OS before any byte reaches the video (fsynced before the video is fsynced). At any instant,
+  even after ``kill -9``, row *i* of the timing CSV on disk describes frame *i* of the MP4 on
+  disk, and rows >= frames.
+- **One timeline per trial.** PTS are measured from the trial's origin (``window.origin_ns``, the
+  true trial start, earlier than ``window.start_ns`` for a module that rejoined after a restart),
+  so a part-2 video lines up with part 1 and with every other module.
+- **Nothing after the stop.** No frame captured at or after ``window.stop_ns`` is written, even if
+  the stop instant becomes known after such frames were queued (the encoder discards them).
+- **Failures end in the manifest, not in a crash.** An encoder or timing-file failure (a full
+  disk, ffmpeg dying) is logged once; the file's record gets ``"status": "interrupted"`` and
+  ``"error": "<reason>"``, and the module keeps running.
 """
 
 from __future__ import annotations
@@ -12,16 +29,17 @@ import asyncio
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rpi_logger.io.csv_writer import CsvStreamWriter
+from rpi_logger.io.csv_writer import CsvStreamWriter, CsvWriterError, describe_write_error
 from rpi_logger.io.encoders import (
     TIMING_COLUMNS,
     Encoder,
     EncoderError,
     FFmpegSettings,
+    FlushRows,
     PyAVSettings,
     make_encoder,
 )
@@ -31,9 +49,15 @@ from rpi_logger.modules.trial import TrialWindow
 
 log = logging.getLogger("rpi_logger.cameras")
 OPEN_TIMEOUT_S = 10.0
+# How long the encoder thread waits for the timing rows to be flushed before a video write; past
+# it the video stops (interrupted) rather than get ahead of its timing file.
+ROWS_FLUSH_TIMEOUT_S = 10.0
+TIMING_CLOSE_TIMEOUT_S = 10.0
 
 
-def make_camera_encoder(settings: dict[str, Any], on_written: Any) -> Encoder:
+def make_camera_encoder(
+    settings: dict[str, Any], on_written: Any, flush_rows: FlushRows | None = None
+) -> Encoder:
     """The encoder the settings ask for, configured from them."""
     queue_size = settings.get("queue_size") or None
     if settings.get("encoder", "pyav") == "ffmpeg":
@@ -42,13 +66,25 @@ def make_camera_encoder(settings: dict[str, Any], on_written: Any) -> Encoder:
             crf=settings.get("crf", 23),
             preset=settings.get("preset", "superfast"),
         )
-        return make_encoder("ffmpeg", settings=ff, queue_size=queue_size, on_written=on_written)
+        return make_encoder(
+            "ffmpeg", settings=ff, queue_size=queue_size, on_written=on_written,
+            flush_rows=flush_rows,
+        )
     av = PyAVSettings(
         crf=settings.get("crf", 23),
         preset=settings.get("preset", "superfast"),
         threads=settings.get("threads", 0),
     )
-    return make_encoder("pyav", settings=av, queue_size=queue_size, on_written=on_written)
+    return make_encoder(
+        "pyav", settings=av, queue_size=queue_size, on_written=on_written, flush_rows=flush_rows
+    )
+
+
+def trial_origin_ns(window: TrialWindow) -> int:
+    """The trial's true start (PTS zero): `window.origin_ns` where the runtime provides it (a
+    module that rejoined a trial after a restart), else `window.start_ns`."""
+    origin = getattr(window, "origin_ns", None)
+    return window.start_ns if origin is None else int(origin)
 
 
 @dataclass(slots=True)
@@ -60,6 +96,9 @@ class _Recording:
     last_sequence: int | None = None
     gap_drops: int = 0
     submitted: int = 0
+    capture_overflow: int = 0  # trial frames the source's hand-off to the loop dropped
+    overflowed: deque[int] = field(default_factory=deque)  # their sequence numbers, not yet past
+    stop_sent: int | None = None  # the stop instant last passed to the encoder
 
 
 class CameraPipeline:
@@ -75,6 +114,7 @@ class CameraPipeline:
         self._recording: _Recording | None = None
         self._opened = asyncio.Event()
         self._arrivals: deque[int] = deque(maxlen=61)
+        source.on_overflow = self._on_capture_overflow
 
     # -- capture ---------------------------------------------------------------------------
     async def capture(self) -> None:
@@ -96,13 +136,32 @@ class CameraPipeline:
         self.latest = frame
         self._arrivals.append(frame.t_mono_ns)
         rec = self._recording
-        if rec is None or not rec.window.accepts(frame.t_mono_ns):
+        if rec is None:
             return
-        if rec.last_sequence is not None and frame.sequence > rec.last_sequence + 1:
-            rec.gap_drops += frame.sequence - rec.last_sequence - 1
+        stop = rec.window.stop_ns
+        if stop != rec.stop_sent:  # the stop became known (or moved): frames queued after it go
+            rec.stop_sent = stop
+            rec.encoder.set_stop(stop)
+        if not rec.window.accepts(frame.t_mono_ns):
+            return
+        last = rec.last_sequence
+        if last is not None and frame.sequence > last + 1:
+            gap = frame.sequence - last - 1
+            overflowed = rec.overflowed
+            while overflowed and overflowed[0] < frame.sequence:  # holes the source made
+                if overflowed.popleft() > last:
+                    gap -= 1
+            rec.gap_drops += max(0, gap)
         rec.last_sequence = frame.sequence
         rec.submitted += 1
         rec.encoder.submit(frame)  # O(1); counts a queue-overflow drop when full
+
+    def _on_capture_overflow(self, frame: Frame) -> None:
+        """The source dropped `frame` in its hand-off to the loop (loop thread)."""
+        rec = self._recording
+        if rec is not None and rec.window.accepts(frame.t_mono_ns):
+            rec.capture_overflow += 1
+            rec.overflowed.append(frame.sequence)
 
     @property
     def fps(self) -> float:
@@ -123,7 +182,6 @@ class CameraPipeline:
         except TimeoutError:
             raise CameraError(f"camera {self.id} did not open: {self.error or 'timeout'}") from None
         folder = module_dir / self.id
-        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         stem = f"{window.stem}_{self.id}"
         video, timing_path = folder / f"{stem}.mp4", folder / f"{stem}_timing.csv"
         # Rows come from the encoder thread; "block" makes that thread wait for room rather
@@ -136,16 +194,31 @@ class CameraPipeline:
             overflow="block",
             name=f"timing-{self.id}",
         )
-        await asyncio.to_thread(timing.start)
+        try:
+            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(timing.start)
+        except OSError as exc:
+            raise CameraError(
+                f"camera {self.id}: {describe_write_error(exc.filename or timing_path, exc)}"
+            ) from None
+
+        def flush_rows(durable: bool) -> None:  # encoder thread, before video bytes move
+            timing.flush_blocking(ROWS_FLUSH_TIMEOUT_S, fsync=durable)
+
         encoder = make_camera_encoder(
-            self.settings, lambda written: timing.write_row(written.timing_values())
+            self.settings, lambda written: timing.write_row(written.timing_values()), flush_rows
         )
         info = self.source.info
         try:
-            await encoder.open(video, info.width, info.height, info.fps, window.start_ns)
-        except EncoderError:
-            await timing.aclose()
-            raise
+            await encoder.open(
+                video, info.width, info.height, info.fps, trial_origin_ns(window)
+            )
+        except EncoderError as exc:
+            try:
+                await timing.aclose()
+            except CsvWriterError:
+                pass  # the encoder's failure is the one to report
+            raise CameraError(f"camera {self.id}: {exc}") from None
         record = FileRecord(
             self.id,
             "video",
@@ -164,37 +237,56 @@ class CameraPipeline:
         return record
 
     async def stop_trial(self) -> FileRecord | None:
-        """Close the trial's files (off the loop) and return their manifest entry."""
+        """Close the trial's files (off the loop) and return their manifest entry.
+
+        Never raises for a failed file: the record then carries ``"status": "interrupted"`` and
+        ``"error"`` (the reason, already logged once).
+        """
         rec, self._recording = self._recording, None
         if rec is None:
             return None
         started = time.monotonic()
-        error = None
+        errors: list[str] = []
+        rec.encoder.set_stop(rec.window.stop_ns)
         try:
             stats = await rec.encoder.close()
         except EncoderError as exc:
-            error = str(exc)
+            errors.append(str(exc))
             stats = rec.encoder.stats
-            log.error("camera %s: encoder failed: %s", self.id, exc)
-        await rec.timing.aclose()
+        try:
+            async with asyncio.timeout(TIMING_CLOSE_TIMEOUT_S):
+                await rec.timing.aclose()
+        except CsvWriterError as exc:
+            if not any(str(exc) in e for e in errors):  # not already the encoder's reason
+                errors.append(str(exc))
+        except TimeoutError:
+            errors.append(f"timing file not closed after {TIMING_CLOSE_TIMEOUT_S:g} s: "
+                          f"{rec.timing.path}")
+            log.error("camera %s: %s", self.id, errors[-1])
+        if rec.timing.rows_dropped and not errors:
+            errors.append(f"{rec.timing.rows_dropped} timing rows not written")
+        dropped = stats.dropped + rec.gap_drops + rec.capture_overflow
         rec.record.frames = stats.frames_written
-        rec.record.dropped = stats.dropped + rec.gap_drops
+        rec.record.dropped = dropped
         rec.record.extra["dropped_by_cause"] = {
             "device_sequence_gap": rec.gap_drops,
+            "capture_overflow": rec.capture_overflow,
             "queue_overflow": stats.dropped_queue_overflow,
             "timestamp": stats.dropped_timestamp,
             "encoder_error": stats.dropped_error,
         }
         rec.record.extra["encode_ms_mean"] = round(stats.encode_ns_mean / 1e6, 3)
-        if error:
-            rec.record.extra["error"] = error
+        if errors:
+            rec.record.extra["status"] = "interrupted"
+            rec.record.extra["error"] = "; ".join(errors)
         log.info(
-            "camera %s: trial %d closed: %d frames, %d dropped (%.2f s to finalize)",
+            "camera %s: trial %d closed: %d frames, %d dropped (%.2f s to finalize)%s",
             self.id,
             rec.window.trial,
             stats.frames_written,
-            rec.record.dropped,
+            dropped,
             time.monotonic() - started,
+            " [interrupted]" if errors else "",
         )
         return rec.record
 
@@ -212,13 +304,16 @@ class CameraPipeline:
             "error": self.error,
             "recording": rec is not None,
         }
+        out["dropped_capture_overflow_total"] = self.source.stats.dropped_queue_overflow
         if rec is not None:
             stats = rec.encoder.stats
             out.update(
                 frames=stats.frames_written,
-                dropped=stats.dropped + rec.gap_drops,
+                dropped=stats.dropped + rec.gap_drops + rec.capture_overflow,
                 dropped_queue_overflow=stats.dropped_queue_overflow,
+                dropped_capture_overflow=rec.capture_overflow,
                 dropped_device_gap=rec.gap_drops,
                 queue_depth=stats.queue_depth,
+                recording_error=rec.encoder.error_text,
             )
         return out

@@ -1,15 +1,28 @@
-"""Notes: one `notes.csv` per session; every note is on disk before it is acknowledged."""
+"""Notes: one `notes.csv` per session; every note is on disk before it is acknowledged.
+
+A note that cannot be saved (a full disk, an I/O error) gets an error reply in one line ("disk
+full: note not saved") and is not listed by `get_notes`; the module keeps running (the next note
+tries again, appending to the same file, so notes are saved again once there is room), and
+`end_session` reports a failed file instead of raising.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rpi_logger.config import Setting
 from rpi_logger.core import protocol
 from rpi_logger.io import clock
-from rpi_logger.io.csv_writer import CsvStreamWriter
+from rpi_logger.io.csv_writer import (
+    CsvStreamWriter,
+    CsvWriterError,
+    WriterClosedError,
+    describe_write_error,
+    is_disk_full,
+)
 from rpi_logger.modules.base import CommandError, FileRecord, Module, SessionInfo
 
 COLUMNS = (
@@ -23,6 +36,14 @@ COLUMNS = (
     "modules",
 )
 MAX_NOTE_CHARS = 10_000
+SAVE_TIMEOUT_S = 20.0  # a note not on disk by then is reported as not saved
+
+
+def _not_saved(exc: BaseException) -> CommandError:
+    """The one-line error reply for a note the writer could not save."""
+    if is_disk_full(exc):
+        return CommandError("disk full: note not saved")
+    return CommandError(f"note not saved: {exc}")
 
 
 def wall_iso(t_wall_unix: float) -> str:
@@ -48,26 +69,69 @@ class NotesModule(Module):
         self.writer: CsvStreamWriter | None = None
         self.notes: list[dict[str, Any]] = []
         self._lock = asyncio.Lock()  # note_index order equals file order
+        self._next_index = 0
 
     async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
         self.flush_interval_s = settings.get("flush_interval_s", 1.0)
         return {"devices": [{"id": "notes", "simulated": False}]}
 
-    async def start_session(self, session: SessionInfo) -> dict[str, Any]:
-        path = session.module_dir / "notes.csv"
-        self.writer = CsvStreamWriter(
+    def _new_writer(self, path: Path) -> CsvStreamWriter:
+        return CsvStreamWriter(
             path, COLUMNS, flush_interval_s=self.flush_interval_s, overflow="block", name="notes"
         )
-        await asyncio.to_thread(self.writer.start)
+
+    async def start_session(self, session: SessionInfo) -> dict[str, Any]:
+        path = session.module_dir / "notes.csv"
+        writer = self._new_writer(path)
+        try:
+            await asyncio.to_thread(writer.start)
+        except OSError as exc:
+            raise CommandError(describe_write_error(path, exc)) from None
+        self.writer = writer
         self.notes = []
+        self._next_index = 0
         record = FileRecord("notes", "csv", path)
         return {"files": [record.as_dict(session.directory, self.context.name)]}
 
     async def end_session(self) -> dict[str, Any]:
-        if self.writer is not None:
-            await self.writer.aclose()
-            self.writer = None
-        return {"notes": len(self.notes)}
+        """Close notes.csv. A failed file is reported in the result (`status` "interrupted",
+        `error`, and the file's record under `files`), never raised."""
+        result: dict[str, Any] = {"notes": len(self.notes)}
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return result
+        error: str | None = None
+        try:
+            async with asyncio.timeout(SAVE_TIMEOUT_S):
+                await writer.aclose()
+        except CsvWriterError as exc:
+            error = str(exc)
+        except TimeoutError:
+            error = f"{writer.path} not closed after {SAVE_TIMEOUT_S:g} s"
+        if error is not None:
+            result.update(status="interrupted", error=error)
+            if self.session is not None:
+                record = FileRecord("notes", "csv", writer.path, extra={
+                    "status": "interrupted", "error": error})
+                result["files"] = [record.as_dict(self.session.directory, self.context.name)]
+        return result
+
+    async def _usable_writer(self, writer: CsvStreamWriter) -> CsvStreamWriter:
+        """`writer`, or after it failed (a full disk) a fresh one appending to the same file, so
+        notes are saved again as soon as there is room. Raises the reply for a note not saved."""
+        if writer.error is None:
+            return writer
+        fresh = self._new_writer(writer.path)
+        try:
+            await asyncio.to_thread(fresh.start)
+        except (OSError, ValueError) as exc:
+            raise _not_saved(exc) from None
+        try:
+            await writer.aclose()
+        except CsvWriterError:
+            pass  # already answered to the note that met it
+        self.writer = fresh
+        return fresh
 
     async def cmd_add_note(self, text: str, modules: list[str] | None = None) -> dict[str, Any]:
         """Write the note, flush and fsync it (off the loop), then answer."""
@@ -78,10 +142,14 @@ class NotesModule(Module):
         if self.writer is None or self.session is None:
             raise CommandError("no session is running: start one to take notes", protocol.BAD_STATE)
         async with self._lock:
+            if self.writer is None or self.session is None:  # ended while this note waited
+                raise CommandError("no session is running: start one to take notes",
+                                   protocol.BAD_STATE)
+            writer = await self._usable_writer(self.writer)
             now = clock.now()
             trial = self.trial.trial if self.trial and self.trial.accepts(now.t_mono_ns) else None
             note = {
-                "note_index": len(self.notes),
+                "note_index": self._next_index,
                 "t_mono_ns": now.t_mono_ns,
                 "t_wall_unix": now.t_wall_unix,
                 "wall_iso": wall_iso(now.t_wall_unix),
@@ -90,9 +158,25 @@ class NotesModule(Module):
                 "text": text.strip(),
                 "modules": ";".join(modules or []),
             }
-            await self.writer.write_row_async(note)
+            position = writer.rows_enqueued + 1  # this note's row number in the writer
+            try:
+                async with asyncio.timeout(SAVE_TIMEOUT_S):
+                    if not await writer.write_row_async(note):  # the writer has failed
+                        raise CsvWriterError(str(writer.error)) from writer.error
+                    await writer.sync()
+            except (CsvWriterError, WriterClosedError, OSError) as exc:
+                # A failed writer cuts its file back to its last good flush; a row that was on
+                # the OS by then stays in the file, and its index is never given to another note.
+                if writer.rows_written >= position:
+                    self._next_index += 1
+                raise _not_saved(exc) from None
+            except TimeoutError:
+                self._next_index += 1  # it may still reach the file
+                raise CommandError(
+                    f"note not saved: not on disk after {SAVE_TIMEOUT_S:g} s"
+                ) from None
+            self._next_index += 1
             self.notes.append(note)
-        await self.writer.sync()
         return note
 
     async def cmd_get_notes(self) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 A `ThreadedSource` opens its device on a worker thread, then runs a capture thread that calls
 `_post(frame)` per frame. `_post` hands the frame to the loop with `call_soon_threadsafe` into a
 bounded asyncio queue; when the consumer falls behind, the frame is counted in
-`stats.dropped_queue_overflow` instead of piling up. The loop never waits on the device.
+`stats.dropped_queue_overflow` (and passed to `on_overflow`) instead of piling up. The loop never
+waits on the device.
 
 Subclasses implement three blocking methods, all called off the loop:
 `_device_open() -> CameraInfo`, `_device_loop()` (capture until `self._stop` is set) and
@@ -116,6 +117,12 @@ class ThreadedSource(FrameSource):
             self.stats.frames_delivered += 1
         except asyncio.QueueFull:
             self.stats.dropped_queue_overflow += 1
+            hook = self.on_overflow
+            if hook is not None:
+                try:
+                    hook(item)
+                except Exception:  # a counter must never stop the capture
+                    log.exception("%s: on_overflow callback failed", self.info.id)
 
     def _post(self, item: Any) -> bool:
         """Thread side: hand a frame to the loop. False once the loop is gone."""
