@@ -20,13 +20,12 @@ Overflow policy (queue holds `max_queue` rows not yet picked up by the writer th
     when a row must not be dropped.
 
 After a write error the writer stops: the error is logged once, in one line ("disk full: <path>"
-for ENOSPC, see `describe_write_error`), the file is closed and cut back to its last good flush
+for ENOSPC, see `describe_write_error`); the file is closed and cut back to its last good flush
 (a full disk must not leave a torn last row; `rows_written` then counts the rows kept, the lost
-ones count in `rows_dropped`), later rows are dropped at once
-(counted, `write_row` returns False, a producer waiting for room under "block" is released), and
-`sync()`, `flush_blocking()`, `close()` and `aclose()` raise `CsvWriterError` (message from
-`describe_write_error`) chained to the original `OSError`, promptly. Rows offered after close
-began raise `WriterClosedError`.
+ones count in `rows_dropped`); later rows are dropped at once (counted, `write_row` returns
+False, a producer waiting for room under "block" is released); and `sync()`, `flush_blocking()`,
+`close()` and `aclose()` raise `CsvWriterError` (message from `describe_write_error`) chained to
+the original `OSError`, promptly. Rows offered after close began raise `WriterClosedError`.
 
 A producer waiting for room when close begins gets `WriterClosedError` too.
 
@@ -58,7 +57,13 @@ from typing import Any, Literal, TextIO
 
 from .atomic import fsync_dir
 
-__all__ = ["CsvStreamWriter", "CsvWriterError", "WriterClosedError", "describe_write_error"]
+__all__ = [
+    "CsvStreamWriter",
+    "CsvWriterError",
+    "WriterClosedError",
+    "describe_write_error",
+    "is_disk_full",
+]
 
 log = logging.getLogger(__name__)
 
