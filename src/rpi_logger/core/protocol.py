@@ -9,6 +9,7 @@ Module -> master, unsolicited events:     {"v":1, "event":"...", "data":{...}}
 
 from __future__ import annotations
 
+import asyncio
 import json
 import reprlib
 from dataclasses import dataclass, field
@@ -241,3 +242,28 @@ def parse_incoming(line: bytes | str) -> Reply | Event:
             "message": message if isinstance(message, str) else _short.repr(message),
         },
     )
+
+
+#: Stands for a line over MAX_LINE_BYTES that was read and dropped whole (see `read_line`).
+TOO_LONG = b"<line too long>"
+
+
+async def read_line(reader: asyncio.StreamReader) -> bytes | None:
+    """The next line of a protocol stream; None at its end; `TOO_LONG` for a line over the
+    reader's limit, which is dropped through its newline in bounded pieces, so a whole overlong
+    line counts as one bad line and its tail is never read as another message."""
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial or None  # a last line without a newline, then the end
+    except asyncio.LimitOverrunError as exc:
+        consumed = exc.consumed
+    while True:
+        await reader.readexactly(consumed)
+        try:
+            await reader.readuntil(b"\n")
+            return TOO_LONG
+        except asyncio.IncompleteReadError:
+            return TOO_LONG
+        except asyncio.LimitOverrunError as exc:
+            consumed = exc.consumed

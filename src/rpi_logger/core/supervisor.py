@@ -170,9 +170,8 @@ class ModuleProcess:
     async def _lines(self, stream: asyncio.StreamReader, what: str) -> AsyncIterator[bytes]:
         """Lines until EOF; a line over the limit is skipped with a warning, never fatal."""
         while True:
-            try:
-                line = await stream.readline()
-            except ValueError:
+            line = await protocol.read_line(stream)
+            if line is protocol.TOO_LONG:
                 log.warning(
                     "%s: skipped a %s line longer than %d bytes",
                     self.name,

@@ -54,7 +54,7 @@ STOP_GRACE_S = 0.3
 # Standalone shorthand is typed by a person: longer lines are taken as protocol JSON (a
 # pure-Python tokenizer on a megabyte line would hold the loop for seconds).
 SHORTHAND_MAX_BYTES = 4096
-_TOO_LONG = b"<line too long>"  # stands for a line over protocol.MAX_LINE_BYTES, already dropped
+_TOO_LONG = protocol.TOO_LONG
 
 
 @dataclass(slots=True)
@@ -220,13 +220,7 @@ class ModuleRuntime:
         if reader is None:
             item = await self._stdin_file_lines.get()
             return item.data
-        try:
-            return await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            return exc.partial or None  # a last line without a newline, then end of input
-        except asyncio.LimitOverrunError as exc:
-            await _skip_line(reader, exc.consumed)
-            return _TOO_LONG
+        return await protocol.read_line(reader)
 
     async def _command_loop(self, tg: asyncio.TaskGroup) -> None:
         if self._stdin_reader is None:
@@ -523,20 +517,6 @@ class ModuleRuntime:
 
     async def _status_event(self) -> None:
         await self.send(protocol.event(protocol.EV_STATUS, self._status()))
-
-
-async def _skip_line(reader: asyncio.StreamReader, consumed: int) -> None:
-    """Drop the rest of an overlong line, through its newline or the end of input, in pieces no
-    larger than the reader's limit, so the whole line stands for one reply."""
-    while True:
-        await reader.readexactly(consumed)
-        try:
-            await reader.readuntil(b"\n")
-            return
-        except asyncio.IncompleteReadError:
-            return
-        except asyncio.LimitOverrunError as exc:
-            consumed = exc.consumed
 
 
 def run_module(
