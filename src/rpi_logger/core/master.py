@@ -349,8 +349,8 @@ class Master:
                 await self.halt("storage lost", f"cannot check free space: {exc}")
 
     async def halt(self, reason: str, detail: str) -> None:
-        """Stop recording for good: the running trial stops now, with `reason` in the
-        manifest; no further trial starts. `detail` is the log line."""
+        """Stop recording for good: the running trial stops a lead time from now, with
+        `reason` in the manifest; no further trial starts. `detail` is the log line."""
         if self.halt_reason is None:
             self.halt_reason = reason
             log.error("%s; stopping the recording", detail)
@@ -359,7 +359,7 @@ class Master:
                 self.session.manifest["halted"] = {"reason": reason, "detail": detail}
         with contextlib.suppress(MasterError):
             if self.session is not None and self.session.current_trial is not None:
-                await self.stop_trial(at_mono_ns=time.monotonic_ns(), reason=reason, cut_short=True)
+                await self.stop_trial(reason=reason, cut_short=True)
 
     # -- sessions and trials --------------------------------------------------------------
     async def start_session(self, label: str | None = None) -> Session:

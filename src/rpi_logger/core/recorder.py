@@ -82,8 +82,8 @@ async def _unless(interrupt: asyncio.Event, aw: Awaitable[T]) -> tuple[bool, T |
 async def record(plan: RecordPlan, config: MasterConfig) -> int:
     """Record and return the exit status: 0 only if every module recorded every trial.
 
-    Ctrl-C or SIGTERM stops the running trial at that instant (a stop already on its way keeps
-    its planned instant) and ends the session properly; the status is then 130.
+    Ctrl-C or SIGTERM stops the running trial a lead time after the signal (a stop already on
+    its way keeps its planned instant) and ends the session properly; the status is then 130.
     """
     loop = asyncio.get_running_loop()
     interrupt = _Interrupt()
@@ -145,7 +145,9 @@ async def _record(plan: RecordPlan, config: MasterConfig, interrupt: _Interrupt)
                 sleep_until(stop_ns - lead_ns), interrupt.event.wait(), master.halted.wait()
             )
             if interrupt.requested and interrupt.at_ns is not None:
-                stop_ns = min(stop_ns, max(interrupt.at_ns, start_ns))
+                # A lead time after the signal, like any stop: an instant already past when a
+                # module hears of it would let samples after it into the files.
+                stop_ns = min(stop_ns, max(interrupt.at_ns + lead_ns, start_ns))
             if master.halt_reason is not None:
                 # The halt stops the trial itself; this waits until it has.
                 await master.halt(master.halt_reason, master.halt_reason)
