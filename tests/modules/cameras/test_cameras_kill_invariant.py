@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import os
 import signal
 import time
@@ -21,6 +22,10 @@ import pytest
 
 from rpi_logger.core.master import Master, MasterConfig
 from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
+from rpi_logger.modules.trial import TrialWindow
+
+# The runtime tells a rejoining module the trial's origin (TrialWindow.origin_ns).
+ON_TRIAL_TIMELINE = "origin_ns" in {f.name for f in dataclasses.fields(TrialWindow)}
 
 # Seconds of recording in each part before the kill: different phases against the timing CSV's
 # 1 s flush tick and the MP4's 0.5 s fragments.
@@ -90,6 +95,9 @@ async def test_kill9_never_leaves_a_frame_without_its_timing_row(
             assert int(row["frame_index"]) == i
             assert frame.ms == ms_of(int(row["t_mono_ns"])), (entry["path"], i)
             assert abs(frame.pts_s - int(row["pts_us"]) / 1e6) < 2e-6, (entry["path"], i)
+            if ON_TRIAL_TIMELINE:  # every part, rejoined or not, is timed from the trial start
+                expected = (int(row["t_mono_ns"]) - trial["start"]["mono_ns"]) / 1e9
+                assert abs(frame.pts_s - expected) <= 0.001, (entry["path"], i)
         if entry["status"] == "complete":  # the last part closed normally: exactly equal
             assert len(frames) == len(rows) == entry["frames"] > 0
     assert checked >= 60, f"only {checked} frames to check"
