@@ -273,3 +273,27 @@ def test_a_session_folder_that_is_missing_or_a_file(tmp_path: Path) -> None:
         code, out, err = _verify_cli(target)
         assert code == 1 and "Traceback" not in err
         assert "session.json: missing: not a session folder" in out
+
+
+def test_an_empty_window_video_is_a_warning_but_a_lost_video_is_not(session: Path) -> None:
+    """A stop at a trial's very start leaves a 0-frame video that was never written (0 bytes,
+    or no file from ffmpeg): nothing is lost. A video the manifest says has frames must exist."""
+    video = session / _video(json.loads((session / "session.json").read_text()))["path"]
+    video.write_bytes(b"")
+    code, out, _ = _verify_cli(session)
+    assert code == 1 and "ERROR" in out  # the manifest still says it holds frames
+
+    def empty(m: Manifest) -> None:
+        entry = _video(m)
+        entry["frames"] = 0
+        (session / entry["timing"]).write_text(
+            (session / entry["timing"]).read_text().splitlines()[0] + "\n"
+        )
+
+    _edit_manifest(session, empty)
+    code, out, _ = _verify_cli(session)
+    assert code == 0, out
+    assert any("no frames" in line for line in out.splitlines() if line.startswith("WARNING"))
+    video.unlink()
+    code, out, _ = _verify_cli(session)
+    assert code == 0, out

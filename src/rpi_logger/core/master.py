@@ -495,7 +495,11 @@ class Master:
             session = self._need_session()
             if session.current_trial is not None:
                 raise MasterError("stop the trial before ending the session")
-            await self._broadcast("end_session", {})
+            replies = await self._broadcast("end_session", {})
+            for result in replies.values():
+                # Session-wide files (notes.csv) come back with their final status.
+                for entry in (result or {}).get("files", []):
+                    Session.upsert_file(session.manifest, entry)
             session.manifest["ended"] = clock.now().as_dict()
             self._update_health()
             session.manifest["modules"] = self._module_manifest()

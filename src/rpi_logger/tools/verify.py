@@ -303,6 +303,15 @@ def _file_problem(path: Path) -> str | None:
     return None
 
 
+def _empty_or_missing(path: Path, problem: str | None) -> bool:
+    if problem == "missing":
+        return True
+    try:
+        return problem is None and os.stat(path).st_size == 0
+    except OSError:
+        return False
+
+
 def _count(report: Report, where: str, entry: dict[str, Any], name: str) -> int | None:
     """A manifest count (`frames`, `dropped`): a whole number or null."""
     value = entry.get(name)
@@ -379,6 +388,11 @@ def _check_file(
     dropped = _count(report, rel, entry, "dropped")
 
     problem = _file_problem(path)
+    if kind == "video" and frames == 0 and _empty_or_missing(path, problem):
+        # A window that held no frame (a stop at the trial's start, a rejoin after the stop):
+        # the encoder never wrote a header, so there is nothing to decode, and nothing lost.
+        report.add(WARNING, rel, "no frames: the trial's window for this file was empty")
+        return
     if problem:
         report.add(WARNING if interrupted and problem == "missing" else ERROR, rel, problem)
         return
