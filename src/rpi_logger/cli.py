@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("session", type=Path, help="the session folder")
     ver.add_argument("--json", action="store_true", help="the report as JSON")
 
-    from rpi_logger.modules import entry
+    from rpi_logger.framework import entry
 
     mod = sub.add_parser(
         "module", parents=[finding], help="run one module process (standalone for debugging)"
@@ -189,7 +189,7 @@ def _master_settings(args: argparse.Namespace) -> dict:
 
 
 def cmd_modules(args: argparse.Namespace) -> int:
-    from rpi_logger.core.discovery import discover_modules
+    from rpi_logger.framework.discovery import discover_modules
 
     settings = _master_settings(args)
     specs = discover_modules([*settings["module_dirs"], *args.module_dir])
@@ -221,7 +221,7 @@ def _rejected_modules(names: list[str], module_dirs: list[Path]) -> list[str]:
     Same words as the master's own lookup: `module 'X' is rejected: <reason>`. Names nothing
     knows are left to the master, which lists the available modules.
     """
-    from rpi_logger.core.discovery import discover_modules, lookup
+    from rpi_logger.framework.discovery import discover_modules, lookup
 
     specs = discover_modules(module_dirs)
     problems = []
@@ -307,7 +307,7 @@ def _main(argv: list[str] | None) -> int:
             case "verify":
                 return cmd_verify(args)
             case "module":
-                from rpi_logger.modules import entry
+                from rpi_logger.framework import entry
 
                 settings = _master_settings(args)
                 args.log_level = settings["log_level"]

@@ -19,20 +19,20 @@ from typing import Any
 
 import psutil
 
-from rpi_logger.core import protocol
-from rpi_logger.core.discovery import (
+from rpi_logger.core.session import Session
+from rpi_logger.core.state import MasterState, StateError, load_state_async, save_state_async
+from rpi_logger.core.supervisor import ModuleError, ModuleProcess
+from rpi_logger.framework import protocol
+from rpi_logger.framework.base import COMMON_SETTINGS
+from rpi_logger.framework.discovery import (
     ModuleSpec,
     discover_modules_async,
     load_module_config_async,
     lookup,
 )
-from rpi_logger.core.session import Session
-from rpi_logger.core.state import MasterState, StateError, load_state_async, save_state_async
-from rpi_logger.core.supervisor import ModuleError, ModuleProcess
 from rpi_logger.io import clock
 from rpi_logger.io.loop_monitor import LoopLagMonitor
 from rpi_logger.logging_setup import add_log_file, remove_log_file
-from rpi_logger.modules.base import COMMON_SETTINGS
 
 log = logging.getLogger("rpi_logger.master")
 

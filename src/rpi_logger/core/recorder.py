@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from rpi_logger.core.master import DISK_FULL, Master, MasterConfig, MasterError
-from rpi_logger.modules.trial import sleep_until
+from rpi_logger.framework.trial import sleep_until
 
 log = logging.getLogger("rpi_logger.record")
 

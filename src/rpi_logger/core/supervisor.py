@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rpi_logger.core import protocol
-from rpi_logger.core.discovery import ModuleSpec
+from rpi_logger.framework import protocol
+from rpi_logger.framework.discovery import ModuleSpec
 
 log = logging.getLogger("rpi_logger.supervisor")
 

@@ -10,9 +10,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from rpi_logger.core import protocol
-from rpi_logger.core.discovery import discover_modules
 from rpi_logger.core.supervisor import ModuleProcess
+from rpi_logger.framework import protocol
+from rpi_logger.framework.discovery import discover_modules
 
 
 @contextlib.asynccontextmanager

@@ -20,12 +20,12 @@ from tests.io.small_fs import fill, small_tmpfs
 from tests.modules.cameras.module_process import assert_healthy, running_module
 
 from rpi_logger.core.supervisor import ModuleError
+from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
 from rpi_logger.modules.cameras.frames import CameraInfo, Frame
 from rpi_logger.modules.cameras.pipeline import CameraPipeline
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
 from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
-from rpi_logger.modules.trial import TrialWindow
 
 PERIOD_NS = 33_333_333
 

@@ -1,6 +1,6 @@
 """Entry point of the Cameras module."""
 
-from rpi_logger.modules.base import ModuleContext
+from rpi_logger.framework.base import ModuleContext
 from rpi_logger.modules.cameras.module import CamerasModule
 
 

@@ -11,15 +11,15 @@ import asyncio
 import logging
 from typing import Any
 
-from rpi_logger.core import protocol
+from rpi_logger.framework import protocol
+from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext
+from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.io.encoders import EncoderError, check_codec
-from rpi_logger.modules.base import CommandError, FileRecord, Module, ModuleContext
 from rpi_logger.modules.cameras.frames import CameraDescriptor, CameraError, FrameSource
 from rpi_logger.modules.cameras.pipeline import CameraPipeline
 from rpi_logger.modules.cameras.preview import preview_event
 from rpi_logger.modules.cameras.settings import SETTINGS
 from rpi_logger.modules.cameras.sources import backend_class
-from rpi_logger.modules.trial import TrialWindow
 
 log = logging.getLogger("rpi_logger.cameras")
 

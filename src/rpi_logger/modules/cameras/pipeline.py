@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rpi_logger.framework.base import FileRecord
+from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.io.csv_writer import CsvStreamWriter, CsvWriterError, describe_write_error
 from rpi_logger.io.encoders import (
     TIMING_COLUMNS,
@@ -43,9 +45,7 @@ from rpi_logger.io.encoders import (
     PyAVSettings,
     make_encoder,
 )
-from rpi_logger.modules.base import FileRecord
 from rpi_logger.modules.cameras.frames import CameraError, Frame, FrameSource
-from rpi_logger.modules.trial import TrialWindow
 
 log = logging.getLogger("rpi_logger.cameras")
 OPEN_TIMEOUT_S = 10.0

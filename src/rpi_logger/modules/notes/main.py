@@ -1,6 +1,6 @@
 """Entry point of the Notes module."""
 
-from rpi_logger.modules.base import ModuleContext
+from rpi_logger.framework.base import ModuleContext
 from rpi_logger.modules.notes.module import NotesModule
 
 

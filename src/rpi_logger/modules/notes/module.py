@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rpi_logger.config import Setting
-from rpi_logger.core import protocol
+from rpi_logger.framework import protocol
+from rpi_logger.framework.base import CommandError, FileRecord, Module, SessionInfo
 from rpi_logger.io import clock
 from rpi_logger.io.csv_writer import (
     CsvStreamWriter,
@@ -23,7 +24,6 @@ from rpi_logger.io.csv_writer import (
     describe_write_error,
     is_disk_full,
 )
-from rpi_logger.modules.base import CommandError, FileRecord, Module, SessionInfo
 
 COLUMNS = (
     "note_index",

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from tests.helpers import make_ticker, run_cli
 
-from rpi_logger.core.discovery import (
+from rpi_logger.core.session import sanitize_label
+from rpi_logger.framework.discovery import (
     discover_modules,
     discover_modules_async,
     find_module,
     lookup,
     validate_module_structure,
 )
-from rpi_logger.core.session import sanitize_label
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from rpi_logger.config import ConfigError, load_settings_async
-from rpi_logger.core.discovery import BUILTIN_DIR, find_module
+from rpi_logger.framework.discovery import BUILTIN_DIR, find_module
 from rpi_logger.logging_setup import default_log_file, setup_logging
 
 
@@ -57,8 +57,8 @@ def load_entry(path: Path) -> object:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: `rpi-logger --help` must not pay for the runtime's imports.
-    from rpi_logger.modules.base import COMMON_SETTINGS, Module, ModuleContext
-    from rpi_logger.modules.runtime import run_module
+    from rpi_logger.framework.base import COMMON_SETTINGS, Module, ModuleContext
+    from rpi_logger.framework.runtime import run_module
 
     try:
         spec = find_module(args.module, args.module_dir)

@@ -1,7 +1,7 @@
 """What a module is made of: the `Module` base class and the types its hooks use.
 
 A module is a subclass of `Module` that overrides the lifecycle hooks; `ModuleRuntime`
-(modules/runtime.py) runs it in its own process. Lifecycle: idle -> session -> recording ->
+(framework/runtime.py) runs it in its own process. Lifecycle: idle -> session -> recording ->
 session -> idle.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rpi_logger.config import Setting
-from rpi_logger.core import protocol
-from rpi_logger.modules.trial import TrialWindow
+from rpi_logger.framework import protocol
+from rpi_logger.framework.trial import TrialWindow
 
 if TYPE_CHECKING:
-    from rpi_logger.modules.runtime import ModuleRuntime
+    from rpi_logger.framework.runtime import ModuleRuntime
 
 
 #: Settings every module's config.txt may hold, whatever the module.

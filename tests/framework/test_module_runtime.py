@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from tests.helpers import TICKER
 
-from rpi_logger.core import protocol
+from rpi_logger.framework import protocol
 
 
 class ModuleUnderTest:

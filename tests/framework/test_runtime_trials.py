@@ -9,15 +9,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.framework.test_module_runtime import ModuleUnderTest
 from tests.helpers import TICKER
-from tests.modules.test_module_runtime import ModuleUnderTest
 
-from rpi_logger.core import protocol
+from rpi_logger.framework import protocol
 
 S = 1_000_000_000
 # A module that reports the window it was given (start_trial's result) and writes nothing.
 PROBE_MAIN = """
-from rpi_logger.modules.base import Module
+from rpi_logger.framework.base import Module
 
 
 class Probe(Module):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rpi_logger.core import protocol
+from rpi_logger.framework import protocol
 
 
 def test_valid_command_parses() -> None:

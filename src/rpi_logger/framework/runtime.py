@@ -28,16 +28,15 @@ from typing import Any
 
 import psutil
 
-from rpi_logger.core import protocol
-from rpi_logger.io.loop_monitor import LoopLagMonitor
-from rpi_logger.modules.base import (
+from rpi_logger.framework import protocol
+from rpi_logger.framework.base import (
     COMMON_SETTINGS,
     CommandError,
     Module,
     SessionInfo,
     typed_overrides,
 )
-from rpi_logger.modules.trial import (
+from rpi_logger.framework.trial import (
     MAX_AHEAD_NS,
     START_TOLERANCE_NS,
     TrialWindow,
@@ -45,6 +44,7 @@ from rpi_logger.modules.trial import (
     sleep_until,
     start_window,
 )
+from rpi_logger.io.loop_monitor import LoopLagMonitor
 
 log = logging.getLogger("rpi_logger.module")
 
