@@ -180,6 +180,23 @@ def test_standalone_module_takes_typed_shorthand(tmp_path: Path) -> None:
     assert rows[0].startswith("tick,t_mono_ns") and len(rows) > 40
 
 
+def test_standalone_text_commands_take_the_rest_of_the_line(tmp_path: Path) -> None:
+    """A command whose one required argument is text (Notes' add_note) takes the typed words."""
+    module = ModuleUnderTest("notes", "--data-dir", str(tmp_path))
+    try:
+        module.send_raw(b"start_session\n")
+        assert module.replies_until(1_000_001)[-1]["ok"]
+        module.send_raw(b"add_note the driver looks tired\n")
+        assert module.replies_until(1_000_002)[-1]["ok"]
+        module.send_raw(b"end_session\n")
+        module.send_raw(b"quit\n")
+        assert module.proc.wait(10) == 0
+    finally:
+        module.close()
+    [session] = tmp_path.glob("session_*")
+    assert "the driver looks tired" in (session / "Notes" / "notes.csv").read_text()
+
+
 def test_sigterm_closes_the_trial_files(tmp_path: Path) -> None:
     module = ModuleUnderTest(str(TICKER), "--supervised")
     try:

@@ -19,12 +19,10 @@ import os
 import shlex
 import signal
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import psutil
 
@@ -44,6 +42,14 @@ from rpi_logger.framework.trial import (
     sleep_until,
     start_window,
 )
+from rpi_logger.io.bridge import (
+    BridgeClosed,
+    BridgeReceiver,
+    BridgeSender,
+    EndOfStream,
+    Worker,
+    open_bridge,
+)
 from rpi_logger.io.loop_monitor import LoopLagMonitor
 
 log = logging.getLogger("rpi_logger.module")
@@ -55,11 +61,6 @@ STOP_GRACE_S = 0.3
 # pure-Python tokenizer on a megabyte line would hold the loop for seconds).
 SHORTHAND_MAX_BYTES = 4096
 _TOO_LONG = protocol.TOO_LONG
-
-
-@dataclass(slots=True)
-class _Line:
-    data: bytes | None  # None: end of input
 
 
 class ModuleRuntime:
@@ -88,8 +89,9 @@ class ModuleRuntime:
         self._failed = False
         self._handlers: set[asyncio.Task[None]] = set()
         self._stdin_reader: asyncio.StreamReader | None = None
-        self._stdin_file_lines: asyncio.Queue[_Line] = asyncio.Queue(maxsize=1000)
-        self._stop_reading = threading.Event()  # tells the stdin-file thread to give up
+        # stdin as a regular file: a reader thread hands lines over through a bridge.
+        self._stdin_lines: BridgeReceiver[bytes] | None = None
+        self._stdin_worker: Worker[None] | None = None
 
     # -- output ----------------------------------------------------------------------------
     async def send(self, message: dict[str, Any]) -> None:
@@ -131,6 +133,7 @@ class ModuleRuntime:
                 log.info("%s: shutting down (%s)", self.context.name, self._shutdown_reason)
                 background[3].cancel()  # no new commands
                 await self._wind_down()
+                await self._stop_stdin_thread()
                 for task in [*background, *self._handlers]:
                     task.cancel()
         except* Exception as group:
@@ -138,12 +141,24 @@ class ModuleRuntime:
             for exc in group.exceptions:
                 log.error("%s: fatal error: %r", self.context.name, exc, exc_info=exc)
         finally:
-            self._stop_reading.set()
+            if self._stdin_lines is not None:
+                # Releases the reader thread if it waits for room; it then ends by itself.
+                self._stdin_lines.close()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             if self._writer is not None:
                 self._writer.close()
         return 1 if self._failed else 0
+
+    async def _stop_stdin_thread(self) -> None:
+        """Close the stdin bridge and wait for its reader thread (a file read ends quickly)."""
+        if self._stdin_lines is None or self._stdin_worker is None:
+            return
+        self._stdin_lines.close()
+        if self._stdin_worker.alive or self._stdin_worker.done:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._stdin_worker.join()
 
     def request_shutdown(self, reason: str = "quit") -> None:
         if not self._shutdown.is_set():
@@ -211,25 +226,24 @@ class ModuleRuntime:
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
             self._stdin_reader = reader
         except (ValueError, OSError):
-            # stdin is a regular file: it is read on a thread (bounded queue, handed over safely).
+            # stdin is a regular file (no pipe to watch): it is read on a thread.
             self._stdin_reader = None
+            sender, self._stdin_lines = open_bridge(1000, overflow="block", name="stdin")
+            self._stdin_worker = Worker(_read_lines, sys.stdin.buffer, sender, name="stdin")
 
     async def _next_line(self) -> bytes | None:
         """The next input line (`_TOO_LONG` for one over the limit), None at end of input."""
-        reader: asyncio.StreamReader | None = self._stdin_reader
-        if reader is None:
-            item = await self._stdin_file_lines.get()
-            return item.data
-        return await protocol.read_line(reader)
+        if self._stdin_lines is not None:
+            try:
+                return await self._stdin_lines.areceive()
+            except (EndOfStream, BridgeClosed):
+                return None
+        assert self._stdin_reader is not None
+        return await protocol.read_line(self._stdin_reader)
 
     async def _command_loop(self, tg: asyncio.TaskGroup) -> None:
-        if self._stdin_reader is None:
-            self._track(
-                tg.create_task(
-                    asyncio.to_thread(self._read_file_stdin, asyncio.get_running_loop()),
-                    name="stdin",
-                )
-            )
+        if self._stdin_worker is not None:
+            self._stdin_worker.start()
         while True:
             line = await self._next_line()
             if line is None:
@@ -244,33 +258,6 @@ class ModuleRuntime:
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
-    def _read_file_stdin(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Thread: stdin is a regular file. Lines go to the loop through a bounded queue; a line
-        over the limit is dropped here, in bounded pieces, and handed over as `_TOO_LONG`."""
-        stream = sys.stdin.buffer
-        limit = protocol.MAX_LINE_BYTES + 2  # as the pipe reader's limit
-        while raw := stream.readline(limit):
-            if len(raw) == limit and not raw.endswith(b"\n"):
-                while (rest := stream.readline(1 << 16)) and not rest.endswith(b"\n"):
-                    pass
-                raw = _TOO_LONG
-            if not self._hand_over(_Line(raw), loop):
-                return
-        self._hand_over(_Line(None), loop)
-
-    def _hand_over(self, item: _Line, loop: asyncio.AbstractEventLoop) -> bool:
-        """Thread: queue `item` on the loop; False once the runtime stopped (a full queue that
-        is no longer read must not keep the process from exiting)."""
-        future = asyncio.run_coroutine_threadsafe(self._stdin_file_lines.put(item), loop)
-        while not self._stop_reading.is_set():
-            try:
-                future.result(timeout=0.2)
-                return True
-            except TimeoutError:
-                continue
-        future.cancel()
-        return False
-
     def _shorthand(self, line: bytes) -> bytes:
         """Interactive use: `start_trial label=x` becomes a JSON command with defaults filled.
 
@@ -284,14 +271,19 @@ class ModuleRuntime:
             return line
         if not words:
             return line
+        cmd, rest = words[0], words[1:]
         args: dict[str, Any] = {}
-        for word in words[1:]:
+        free_text = _free_text_argument(self.module.commands.get(cmd))
+        if free_text is not None and rest and not any("=" in w for w in rest):
+            # `add_note the driver looks tired`: a command taking one text argument gets the rest.
+            args[free_text] = " ".join(rest)
+            rest = []
+        for word in rest:
             key, _, value = word.partition("=")
             try:
                 args[key] = json.loads(value)
             except (ValueError, RecursionError):  # not JSON, too deep, too many digits
                 args[key] = value
-        cmd = words[0]
         if cmd in ("start_trial", "stop_trial"):
             args.setdefault("at_mono_ns", time.monotonic_ns() + 200_000_000)
         if cmd == "start_trial":
@@ -299,8 +291,6 @@ class ModuleRuntime:
         if cmd == "start_session" and "session_dir" not in args:
             base = self.context.data_dir or Path.cwd()
             args["session_dir"] = str(base / time.strftime("session_%Y%m%d_%H%M%S"))
-        if cmd == "add_note" and "text" not in args:
-            args["text"] = " ".join(words[1:])
         try:
             encoded = protocol.encode(protocol.command(self._auto_id + 1, cmd, args))
         except (ValueError, RecursionError):
@@ -517,6 +507,31 @@ class ModuleRuntime:
 
     async def _status_event(self) -> None:
         await self.send(protocol.event(protocol.EV_STATUS, self._status()))
+
+
+def _free_text_argument(schema: dict[str, Any] | None) -> str | None:
+    """The name of a command's only required argument when it takes text, else None."""
+    required = [name for name, (types, needed) in (schema or {}).items() if needed]
+    if len(required) == 1 and schema is not None and str in schema[required[0]][0]:
+        return required[0]
+    return None
+
+
+def _read_lines(stream: BinaryIO, lines: BridgeSender[bytes]) -> None:
+    """Thread: hand a file's lines to the loop; a line over the limit is dropped here, in
+    bounded pieces, and handed over as `protocol.TOO_LONG`. Ends at the end of the file (which
+    ends the receiver's iteration) or when the runtime closes the bridge."""
+    limit = protocol.MAX_LINE_BYTES + 2  # as the pipe reader's limit
+    with lines:
+        while raw := stream.readline(limit):
+            if len(raw) == limit and not raw.endswith(b"\n"):
+                while (rest := stream.readline(1 << 16)) and not rest.endswith(b"\n"):
+                    pass
+                raw = _TOO_LONG
+            try:
+                lines.send(raw)
+            except BridgeClosed:
+                return
 
 
 def run_module(
