@@ -8,6 +8,7 @@ import errno
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -261,7 +262,13 @@ def cmd_record(args: argparse.Namespace) -> int:
         log_level=settings["log_level"],
         min_free_mb=settings["min_free_mb"],
     )
-    return asyncio.run(record(plan, config))
+    try:
+        return asyncio.run(record(plan, config))
+    finally:
+        # The session is closed by now: a late Ctrl-C (or SIGTERM) while the interpreter exits
+        # (joining the log thread) must not end in a traceback or a signal death.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
