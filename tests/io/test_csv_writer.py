@@ -20,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rpi_logger.io import csv_writer as csv_writer_mod
 from rpi_logger.io.csv_writer import CsvStreamWriter, CsvWriterError, WriterClosedError
 
 COLS = ["frame_index", "t_mono_ns", "t_wall_unix", "t_device_ns", "exposure_ms", "gain"]
@@ -72,8 +71,8 @@ async def stall_writer(
     w: CsvStreamWriter, row: tuple[Any, ...] | None = None
 ) -> tuple[GatedFile, asyncio.Task[None]]:
     """Make the writer thread pick up one row and hang inside its file write."""
-    gated = GatedFile(w._file)
-    w._file = gated  # type: ignore[assignment]
+    gated = GatedFile(w.sink._file)
+    w.sink._file = gated  # type: ignore[assignment]
     w.write_row(video_row(0) if row is None else row)
     pending_sync = asyncio.create_task(w.sync())  # wakes the thread now, not at the next tick
     assert await asyncio.to_thread(gated.entered.wait, 5)
@@ -101,7 +100,7 @@ async def test_rows_read_back_equal_what_was_written(tmp_path: Path) -> None:
         assert line[5] == ""  # None -> empty cell
     assert got[2001] == ["2000", "", "0.30000000000000004", "", "", ""]
     assert got[2002] == ["2001", "5", "1e-300", "-1", "inf", 'a,b "c"\nd']
-    assert w.stats()["rows_written"] == 2002 and w.rows_enqueued == 2002
+    assert w.stats().written == 2002 and w.stats().accepted == 2002
 
 
 @settings(
@@ -189,7 +188,7 @@ def test_bad_rows_are_rejected_at_the_call(tmp_path: Path) -> None:
         CsvStreamWriter(tmp_path / "y.csv", [])
     with pytest.raises(ValueError):
         CsvStreamWriter(tmp_path / "y.csv", ["a"], overflow="wait")  # type: ignore[arg-type]
-    assert w.rows_enqueued == 0
+    assert w.stats().accepted == 0
 
 
 def test_caller_may_reuse_its_row_object(tmp_path: Path) -> None:
@@ -232,7 +231,7 @@ async def test_rows_visible_to_other_readers_within_flush_interval_while_open(
                 assert time.monotonic() - t0 < interval + 0.3, "rows not visible in time"
                 await asyncio.sleep(0.01)
         assert [int(r[0]) for r in read_rows(path)[1:]] == list(range(20))
-        assert w.flushes >= 2 and w.rows_dropped == 0
+        assert w.stats().flushes >= 2 and w.rows_dropped == 0
 
 
 async def test_sync_returns_only_after_rows_are_flushed_and_fsynced(
@@ -248,7 +247,7 @@ async def test_sync_returns_only_after_rows_are_flushed_and_fsynced(
             fsynced.append((st_.st_size, st_.st_ino))
         real_fsync(fd)
 
-    monkeypatch.setattr(csv_writer_mod.os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "fsync", spy_fsync)
     # A long flush interval: only sync() can explain the data being on disk.
     async with CsvStreamWriter(path, ["note_index", "text"], flush_interval_s=60) as w:
         for i in range(5):
@@ -271,11 +270,11 @@ async def test_sync_returns_only_after_rows_are_flushed_and_fsynced(
         assert fsynced[-1][0] == path.stat().st_size
 
 
-def test_sync_blocking_from_a_thread(tmp_path: Path) -> None:
+def test_flush_blocking_with_fsync_from_a_thread(tmp_path: Path) -> None:
     path = tmp_path / "s.csv"
     with CsvStreamWriter(path, ["a"], flush_interval_s=60) as w:
         w.write_row((1,))
-        w.sync_blocking(timeout=5)
+        w.flush_blocking(5, fsync=True)
         assert read_rows(path) == [["a"], ["1"]]
 
 
@@ -287,13 +286,13 @@ def test_flush_blocking_puts_rows_on_the_os_and_fsyncs_only_when_asked(tmp_path:
     try:
         for i in range(5):
             w.write_row(video_row(i))
-        fsyncs = w.fsyncs
+        fsyncs = w.stats().fsyncs
         w.flush_blocking(5.0)
         assert [int(r[0]) for r in read_rows(w.path)[1:]] == list(range(5))
-        assert w.fsyncs == fsyncs  # a flush, no fsync
+        assert w.stats().fsyncs == fsyncs  # a flush, no fsync
         w.write_row(video_row(5))
         w.flush_blocking(5.0, fsync=True)
-        assert w.fsyncs == fsyncs + 1
+        assert w.stats().fsyncs == fsyncs + 1
         assert len(read_rows(w.path)) == 7
         w.flush_blocking(5.0)  # nothing new: returns at once
     finally:
@@ -303,7 +302,7 @@ def test_flush_blocking_puts_rows_on_the_os_and_fsyncs_only_when_asked(tmp_path:
 def test_flush_blocking_raises_at_once_after_a_write_error(tmp_path: Path) -> None:
     w = CsvStreamWriter(tmp_path / "f.csv", COLS, flush_interval_s=3600)
     w.start()
-    w._file = FailingFile(w._file)  # type: ignore[assignment]
+    w.sink._file = FailingFile(w.sink._file)  # type: ignore[assignment]
     w.write_row(video_row(0))
     with pytest.raises(CsvWriterError, match=r"^disk full: "):
         w.flush_blocking(5.0)
@@ -321,8 +320,8 @@ def test_a_producer_blocked_on_a_full_queue_is_released_when_the_writer_fails(
     """overflow="block" must not block forever once the writer has failed."""
     w = CsvStreamWriter(tmp_path / "f.csv", COLS, flush_interval_s=3600, max_queue=4)
     w.start()
-    gated = GatedFile(FailingFile(w._file))
-    w._file = gated  # type: ignore[assignment]
+    gated = GatedFile(FailingFile(w.sink._file))
+    w.sink._file = gated  # type: ignore[assignment]
     results: list[bool] = []
 
     def produce() -> None:
@@ -338,7 +337,7 @@ def test_a_producer_blocked_on_a_full_queue_is_released_when_the_writer_fails(
     producer.join(5)
     assert not producer.is_alive(), "producer still blocked after the writer failed"
     assert len(results) == 50 and results[-1] is False
-    assert w.rows_dropped == 50 - w.rows_written
+    assert w.rows_dropped == 50 - w.stats().written
     with pytest.raises(CsvWriterError):
         w.close(timeout=5)
 
@@ -351,7 +350,7 @@ async def test_blocking_methods_refuse_to_run_on_the_loop(tmp_path: Path) -> Non
     with pytest.raises(RuntimeError, match="aclose"):
         w.close()
     with pytest.raises(RuntimeError, match="sync"):
-        w.sync_blocking()
+        w.flush_blocking()
     await w.aclose()
     with pytest.raises(WriterClosedError):
         w.write_row((1,))
@@ -366,11 +365,12 @@ def test_drop_policy_counts_drops_exactly_when_full_before_start(tmp_path: Path)
     w = CsvStreamWriter(path, COLS, max_queue=100, overflow="drop")
     accepted = [w.write_row(video_row(i)) for i in range(137)]
     assert accepted == [True] * 100 + [False] * 37
-    assert (w.rows_enqueued, w.rows_dropped, w.max_queue_depth) == (100, 37, 100)
+    stats = w.stats()
+    assert (stats.accepted, stats.dropped_overflow, stats.max_queued) == (100, 37, 100)
     w.start()
     w.close()
     assert [int(r[0]) for r in read_rows(path)[1:]] == list(range(100))
-    assert w.stats()["rows_written"] == 100 and w.stats()["rows_dropped"] == 37
+    assert w.stats().written == 100 and w.stats().dropped == 37
 
 
 async def test_drop_policy_counts_drops_exactly_while_writer_is_stalled(
@@ -384,11 +384,11 @@ async def test_drop_policy_counts_drops_exactly_while_writer_is_stalled(
         results = [w.write_row(video_row(i)) for i in range(1, 81)]
         assert time.perf_counter() - t0 < 0.5  # never waited for the stuck thread
         assert results == [True] * 50 + [False] * 30
-        assert w.rows_dropped == 30 and w.queue_depth == 50
+        assert w.rows_dropped == 30 and w.stats().queued == 50
         gated.gate.set()
         await pending
     assert [int(r[0]) for r in read_rows(path)[1:]] == list(range(51))
-    assert w.rows_written == 51 and w.rows_dropped == 30
+    assert w.stats().written == 51 and w.rows_dropped == 30
     warnings = [r for r in caplog.records if "queue full" in r.getMessage()]
     assert len(warnings) == 1  # logged once, not once per row
 
@@ -414,7 +414,7 @@ async def test_block_policy_on_the_loop_drops_instead_of_blocking(
         gated.gate.set()
         await pending
     msgs = [r.getMessage() for r in caplog.records if "event-loop thread" in r.getMessage()]
-    assert len(msgs) == 1 and "write_row_async" in msgs[0]
+    assert len(msgs) == 1 and "asubmit" in msgs[0]
 
 
 async def test_write_row_async_waits_for_room_without_blocking_the_loop(tmp_path: Path) -> None:
@@ -454,7 +454,7 @@ def test_block_policy_threads_wait_and_lose_nothing(tmp_path: Path) -> None:
     assert len(rows) == n_threads * per_thread and w.rows_dropped == 0
     for k in range(n_threads):  # each producer's rows in its own order
         assert [int(s) for t, s in rows if int(t) == k] == list(range(per_thread))
-    assert w.max_queue_depth <= 64
+    assert w.stats().max_queued <= 64
 
 
 # ------------------------------------------------------------------ errors
@@ -466,7 +466,7 @@ async def test_write_error_surfaces_from_sync_and_aclose(
     caplog.set_level(logging.ERROR, logger="rpi_logger.io.csv_writer")
     w = CsvStreamWriter(tmp_path / "e.csv", COLS)
     await w.astart()
-    w._file = FailingFile(w._file)  # type: ignore[assignment]
+    w.sink._file = FailingFile(w.sink._file)  # type: ignore[assignment]
     w.write_row(video_row(0))
     with pytest.raises(CsvWriterError) as info:
         await w.sync()
@@ -474,16 +474,14 @@ async def test_write_error_surfaces_from_sync_and_aclose(
     assert info.value.__cause__.errno == errno.ENOSPC
     assert w.write_row(video_row(1)) is False  # stopped writer: counted, not raised
     # Row 0 never reached the file and row 1 was refused: both count as dropped.
-    assert w.rows_dropped == 2 and w.write_errors == 1
+    assert w.rows_dropped == 2 and w.stats().dropped_error == 2
     assert "ENOSPC" in repr(w.error) or "No space" in str(w.error)
     with pytest.raises(CsvWriterError):
         await w.sync()
     with pytest.raises(CsvWriterError, match=f"^disk full: {w.path}$"):
         await w.aclose()
     await w.aclose()  # reported once; a second close is quiet
-    assert w._thread is not None
-    await asyncio.to_thread(w._thread.join, 5)
-    assert not w._thread.is_alive()
+    assert w._worker is not None and w._worker.done
     # Said once, in one line, without a traceback: an expected failure.
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == [f"disk full: {w.path}"]
@@ -493,12 +491,13 @@ async def test_write_error_surfaces_from_sync_and_aclose(
 def test_write_error_surfaces_from_close_even_for_unexpected_errors(tmp_path: Path) -> None:
     w = CsvStreamWriter(tmp_path / "e.csv", COLS)
     w.start()
-    w._file = FailingFile(w._file, TypeError("bug in a row formatter"))  # type: ignore[assignment]
+    bug = TypeError("bug in a row formatter")
+    w.sink._file = FailingFile(w.sink._file, bug)  # type: ignore[assignment]
     w.write_row(video_row(0))
     with pytest.raises(CsvWriterError) as info:
         w.close()
     assert isinstance(info.value.__cause__, TypeError)
-    assert w.stats()["write_errors"] == 1 and "bug" in w.stats()["error"]
+    assert w.error is not None and "bug" in str(w.stats().error)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
@@ -507,11 +506,3 @@ def test_full_disk_at_start_raises_at_once() -> None:
     with pytest.raises(OSError) as info:
         w.start()
     assert info.value.errno == errno.ENOSPC
-
-
-def test_writer_thread_is_non_daemon_and_finishes_on_close(tmp_path: Path) -> None:
-    w = CsvStreamWriter(tmp_path / "x.csv", COLS)
-    w.start()
-    assert w._thread is not None and w._thread.daemon is False
-    w.close()
-    assert not w._thread.is_alive()

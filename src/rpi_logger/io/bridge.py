@@ -28,8 +28,12 @@ Waking costs only when someone is parked: a send checks one integer (the queue l
 wakes the parked receivers, `sys.maxsize` when none is parked). A loop receiver is woken with
 `call_soon_threadsafe` from another thread, or directly when the sender runs on that same loop;
 a closed loop is tolerated. A writer thread can park until a batch has accumulated
-(`receive_batch(min_items=...)`) and still be woken at once for an urgent item
+(`receive_batch(min_items=...)`) and still be woken at once when someone waits on it
 (`BridgeSender.wake`), so a steady stream of rows does not wake it row by row.
+
+Completion goes the other way through a `Watermark`: a level that only rises (items flushed,
+items fsynced, "ready", "done"), advanced by one thread and awaited from any thread or loop.
+No marker object ever travels in a bridge.
 
 Lifetime policy
 ---------------
@@ -72,6 +76,7 @@ __all__ = [
     "BridgeStatistics",
     "EndOfStream",
     "Overflow",
+    "Watermark",
     "Worker",
     "WouldBlock",
     "open_bridge",
@@ -125,6 +130,19 @@ def _refuse_on_loop(what: str, instead: str) -> None:
             f"{what} blocks and was called on a thread running an asyncio event loop; "
             f"use {instead} there"
         )
+
+
+def _park(lock: threading.Lock, w: _Waiter, timeout: float | None) -> None:
+    """Release `lock` (held), sleep until thread waiter `w` is woken or `timeout` passes, then
+    take `lock` again."""
+    lock.release()
+    try:
+        if timeout is None:
+            w.lock.acquire()
+        elif timeout > 0:
+            w.lock.acquire(True, timeout)
+    finally:
+        lock.acquire()
 
 
 def _settle(fut: asyncio.Future[None]) -> None:
@@ -242,14 +260,9 @@ class _State(Generic[T]):
 
     def block(self, w: _Waiter, timeout: float | None) -> None:
         """Park the calling thread on `w` (already listed) until woken or `timeout` passes."""
-        self.lock.release()
         try:
-            if timeout is None:
-                w.lock.acquire()
-            elif timeout > 0:
-                w.lock.acquire(True, timeout)
+            _park(self.lock, w, timeout)
         finally:
-            self.lock.acquire()
             self.unpark(w)
 
     def refuse(self) -> bool:
@@ -426,13 +439,14 @@ class BridgeSender(_End[T]):
         return True
 
     def wake(self) -> None:
-        """Make a receiver parked in `receive_batch(min_items=...)` take what is queued now
-        instead of waiting for its batch to fill: e.g. after sending a sync marker. Sticky: a
-        receiver that is busy right now takes the queue at its next call."""
+        """Make a receiver parked in `receive_batch` return what is queued now (even nothing)
+        instead of waiting for its batch to fill or its timeout: e.g. a writer someone waits
+        on to flush (see `Watermark`). Sticky: a receiver that is busy right now returns at
+        once from its next call."""
         s = self._s
         with s.lock:
             s.nudged = True
-            woken = s.take_receivers() if s.items else []
+            woken = s.take_receivers()
         _wake_all(woken)
 
     def _append_locked(self, item: T, n: int) -> list[_Waiter]:
@@ -483,11 +497,14 @@ class BridgeReceiver(_End[T]):
 
         Waits until `min_items` are queued (capped at the bridge's size), the bridge is closed,
         a sender called `wake()`, or `timeout` seconds pass; then returns what is queued, up to
-        `max_items`: an empty list only on timeout. Raises `EndOfStream` when closed and
+        `max_items`: an empty list on timeout, or after a `wake()` with nothing queued (a
+        writer is asked to flush what it already holds). Raises `EndOfStream` when closed and
         drained. A writer thread passes a large `min_items` so steady traffic reaches it in
-        batches at its periodic tick rather than waking it per item.
+        batches at its periodic tick rather than waking it per item. ``timeout=0`` never
+        waits, so it may be called on the loop too.
         """
-        _refuse_on_loop(f"{self.name}: BridgeReceiver.receive_batch()", "await areceive()")
+        if timeout != 0:  # timeout=0 never waits: allowed anywhere
+            _refuse_on_loop(f"{self.name}: BridgeReceiver.receive_batch()", "await areceive()")
         if max_items < 1 or min_items < 1:
             raise ValueError(f"max_items and min_items must be >= 1, got {max_items}, {min_items}")
         s = self._s
@@ -496,11 +513,12 @@ class BridgeReceiver(_End[T]):
         with s.lock:
             while True:
                 n = len(s.items)
-                if n >= need or (n and (s.closed or s.nudged)):
+                if n >= need or (n and s.closed):
                     break
                 if s.closed:
                     raise EndOfStream(f"{s.name}: bridge closed and drained")
-                s.nudged = False  # a wake() with nothing queued has nothing to hurry
+                if s.nudged:  # wake(): what is queued now, even nothing
+                    break
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
@@ -578,43 +596,112 @@ def open_bridge(
 # ---------------------------------------------------------------------------------- workers
 
 
-class _Flag:
-    """A one-shot flag set from any thread, awaited on any loop or waited for on a thread."""
+class Watermark:
+    """A level that only rises, set on one thread and awaited on others (a thread or a loop).
 
-    __slots__ = ("_event", "_lock", "_waiters")
+    The completion signal of the package: a writer advances it to the number of items it has
+    flushed, a caller of ``sync()`` waits until it covers what it submitted. A waiter that
+    needs the level to move sooner says so with `request` (and wakes the producer, e.g. with
+    `BridgeSender.wake`); the producer reads `wanted`. `close()` ends it: a level not reached
+    by then never will be, and waits for it return False (the producer failed)::
 
-    def __init__(self) -> None:
+        target = tx.statistics().sent       # caller: everything I sent so far
+        mark.request(target); tx.wake()
+        if not await mark.wait_async(target): raise the producer's error
+        ...
+        mark.advance(items_flushed)         # producer thread
+    """
+
+    __slots__ = ("_closed", "_lock", "_value", "_waiters", "_wanted", "name")
+
+    def __init__(self, name: str = "watermark") -> None:
+        self.name = name
         self._lock = threading.Lock()
-        self._event = threading.Event()
+        self._value = 0
+        self._wanted = 0
+        self._closed = False
         self._waiters: list[_Waiter] = []
 
-    def is_set(self) -> bool:
-        return self._event.is_set()
+    @property
+    def value(self) -> int:
+        """The level reached so far."""
+        return self._value
 
-    def set(self) -> None:
+    @property
+    def wanted(self) -> int:
+        """The highest level anyone `request`ed."""
+        return self._wanted
+
+    def request(self, level: int) -> None:
+        """Ask the producer to reach `level` soon (it reads `wanted`)."""
         with self._lock:
-            if self._event.is_set():
+            if level > self._wanted:
+                self._wanted = level
+
+    def advance(self, level: int) -> None:
+        """Raise the level to `level` (a lower one is ignored); wakes who waited for it."""
+        with self._lock:
+            if level <= self._value:
                 return
-            self._event.set()
-            woken, self._waiters = self._waiters, []
+            self._value = level
+            woken = self._take(level)
         _wake_all(woken)
 
-    def wait(self, timeout: float | None) -> bool:
-        return self._event.wait(timeout)
-
-    async def wait_async(self) -> None:
+    def close(self) -> None:
+        """No further rise: every present and future wait for a higher level returns False."""
         with self._lock:
-            if self._event.is_set():
-                return
-            w = _Waiter(1, asyncio.get_running_loop())
+            self._closed = True
+            woken = self._take(sys.maxsize)
+        _wake_all(woken)
+
+    def wait(self, level: int, timeout: float | None = None) -> bool:
+        """Wait on this (non-loop) thread until the level reaches `level` (True) or it is
+        closed below it (False); TimeoutError after `timeout` seconds."""
+        _refuse_on_loop(f"{self.name}: Watermark.wait()", "await wait_async()")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._value < level and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"{self.name}: not reached after {timeout} s")
+                w = _Waiter(level, None)
+                self._waiters.append(w)
+                try:
+                    _park(self._lock, w, remaining)
+                finally:
+                    self._unpark(w)
+            return self._value >= level
+
+    async def wait_async(self, level: int) -> bool:
+        """`wait` on the loop, without blocking it; bound it with `asyncio.timeout()`."""
+        with self._lock:
+            if self._value >= level or self._closed:
+                return self._value >= level
+            w = _Waiter(level, asyncio.get_running_loop())
             self._waiters.append(w)
         assert w.future is not None
         try:
             await w.future
         finally:
-            with self._lock:
-                if w in self._waiters:  # cancelled before set()
-                    self._waiters.remove(w)
+            if w.parked:  # cancelled while still listed
+                with self._lock:
+                    self._unpark(w)
+        return self._value >= level
+
+    # Both expect `_lock` to be held.
+
+    def _take(self, level: int) -> list[_Waiter]:
+        woken = [w for w in self._waiters if w.need <= level]
+        if woken:
+            self._waiters = [w for w in self._waiters if w.need > level]
+            for w in woken:
+                w.parked = False
+        return woken
+
+    def _unpark(self, w: _Waiter) -> None:
+        if w.parked:
+            w.parked = False
+            self._waiters.remove(w)
 
 
 class Worker(Generic[R]):
@@ -639,8 +726,8 @@ class Worker(Generic[R]):
         self._fn = fn
         self._args = args
         self._thread: threading.Thread | None = None
-        self._ready = _Flag()
-        self._done = _Flag()
+        self._ready = Watermark(f"worker {name!r} ready")
+        self._done = Watermark(f"worker {name!r}")
         self._is_ready = False
         self._ready_value: Any = None
         self._result: R | None = None
@@ -668,8 +755,8 @@ class Worker(Generic[R]):
             self._error = exc
         finally:
             self._fn = self._args = None  # type: ignore[assignment]  (drop references early)
-            self._ready.set()
-            self._done.set()
+            self._ready.advance(1)
+            self._done.advance(1)
             with _registry_lock:
                 _live_workers.discard(self)
 
@@ -680,14 +767,14 @@ class Worker(Generic[R]):
         if not self._is_ready:
             self._ready_value = value
             self._is_ready = True
-        self._ready.set()
+        self._ready.advance(1)
 
     # -- owner side --------------------------------------------------------------------------
 
     @property
     def done(self) -> bool:
         """True once fn has returned or raised."""
-        return self._done.is_set()
+        return self._done.value > 0
 
     @property
     def alive(self) -> bool:
@@ -700,7 +787,7 @@ class Worker(Generic[R]):
         Raises fn's exception if it failed before that, RuntimeError if it returned before.
         """
         self._check_started()
-        await self._ready.wait_async()
+        await self._ready.wait_async(1)
         if self._is_ready:
             return self._ready_value
         if self._error is not None:
@@ -715,15 +802,17 @@ class Worker(Generic[R]):
         `asyncio.timeout()` to bound it.
         """
         self._check_started()
-        await self._done.wait_async()
+        await self._done.wait_async(1)
         return self._outcome()
 
     def join_blocking(self, timeout: float | None = None) -> R:
         """`join()` for a thread without a running loop; TimeoutError after `timeout` s."""
         _refuse_on_loop(f"worker {self.name!r}: join_blocking()", "await join()")
         self._check_started()
-        if not self._done.wait(timeout):
-            raise TimeoutError(f"worker {self.name!r} still running after {timeout} s")
+        try:
+            self._done.wait(1, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"worker {self.name!r} still running after {timeout} s") from None
         return self._outcome()
 
     def _check_started(self) -> None:
