@@ -91,3 +91,23 @@ def test_streaming_writer_loses_at_most_the_last_interval_after_kill_9(tmp_path:
     # younger than the flush interval (plus slack), i.e. nothing older was lost.
     newest_age_s = (killed_at - int(rows[-1][1])) / 1e9
     assert newest_age_s < INTERVAL_S + MARGIN_S, f"lost {newest_age_s:.3f} s of rows"
+
+
+def test_a_writer_never_closed_still_saves_every_row_at_exit(tmp_path: Path) -> None:
+    """The writer thread is a daemon (a hung disk must not hang the exit), yet a program that
+    forgets close() loses nothing: at exit its queue is drained, flushed and fsynced."""
+    path = tmp_path / "forgotten.csv"
+    code = textwrap.dedent(
+        f"""
+        from rpi_logger.io.csv_writer import CsvStreamWriter
+        w = CsvStreamWriter({str(path)!r}, ["i"], flush_interval_s=3600)
+        w.start()
+        for i in range(5000):
+            w.write_row((i,))
+        """
+    )
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - t0 < 30
+    assert [int(r[0]) for r in complete_rows(path)[1:]] == list(range(5000))

@@ -65,9 +65,9 @@ def test_csv_writer_on_a_full_disk(full_disk: Path, caplog: pytest.LogCaptureFix
     text = path.read_text(encoding="utf-8")
     assert text.endswith("\n")
     rows = text.splitlines()[1:]
-    assert len(rows) == w.rows_written
+    assert len(rows) == w.stats().written
     assert [int(r.split(",")[0]) for r in rows] == list(range(len(rows)))
-    assert w.rows_dropped + w.rows_written == 5000
+    assert w.rows_dropped + w.stats().written == 5000
 
 
 @pytest.mark.parametrize("kind", ["pyav", "ffmpeg"])

@@ -45,7 +45,10 @@ class SinkError(RuntimeError):
 
 def describe_write_error(path: str | os.PathLike[str], exc: BaseException) -> str:
     """One line saying why writing `path` failed: "disk full: <path>" for ENOSPC (and a full
-    quota), else the error itself (e.g. "writing <path> failed: [Errno 5] Input/output error")."""
+    quota), a `SinkError`'s own line (it names its file), else the error itself (e.g. "writing
+    <path> failed: [Errno 5] Input/output error")."""
+    if isinstance(exc, SinkError):
+        return str(exc)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"disk full: {path}"
     return f"writing {path} failed: {exc}"

@@ -479,7 +479,7 @@ class SinkWriter(Generic[T]):
             self._written = self._good
             self._lost = True
             self._error = exc
-        if isinstance(exc, OSError):  # expected (full disk, I/O error): one line, no traceback
+        if isinstance(exc, OSError | SinkError):  # expected (full disk...): one line
             log.error("%s", describe_write_error(self.sink.path, exc))
         else:
             log.error("%s: writing %s failed; the writer stopped and later items are dropped",

@@ -17,13 +17,8 @@ from rpi_logger.config import Setting
 from rpi_logger.framework import protocol
 from rpi_logger.framework.base import CommandError, FileRecord, Module, SessionInfo
 from rpi_logger.io import clock
-from rpi_logger.io.csv_writer import (
-    CsvStreamWriter,
-    CsvWriterError,
-    WriterClosedError,
-    describe_write_error,
-    is_disk_full,
-)
+from rpi_logger.io.csv_writer import CsvStreamWriter
+from rpi_logger.io.sinks import SinkError, WriterClosedError, describe_write_error, is_disk_full
 
 COLUMNS = (
     "note_index",
@@ -84,7 +79,7 @@ class NotesModule(Module):
         path = session.module_dir / "notes.csv"
         writer = self._new_writer(path)
         try:
-            await asyncio.to_thread(writer.start)
+            await writer.astart()
         except OSError as exc:
             raise CommandError(describe_write_error(path, exc)) from None
         self.writer = writer
@@ -104,7 +99,7 @@ class NotesModule(Module):
         try:
             async with asyncio.timeout(SAVE_TIMEOUT_S):
                 await writer.aclose()
-        except CsvWriterError as exc:
+        except SinkError as exc:
             error = str(exc)
         except TimeoutError:
             error = f"{writer.path} not closed after {SAVE_TIMEOUT_S:g} s"
@@ -123,12 +118,12 @@ class NotesModule(Module):
             return writer
         fresh = self._new_writer(writer.path)
         try:
-            await asyncio.to_thread(fresh.start)
+            await fresh.astart()
         except (OSError, ValueError) as exc:
             raise _not_saved(exc) from None
         try:
             await writer.aclose()
-        except CsvWriterError:
+        except SinkError:
             pass  # already answered to the note that met it
         self.writer = fresh
         return fresh
@@ -158,16 +153,15 @@ class NotesModule(Module):
                 "text": text.strip(),
                 "modules": ";".join(modules or []),
             }
-            position = writer.rows_enqueued + 1  # this note's row number in the writer
+            position = writer.stats().accepted + 1  # this note's row number in the writer
             try:
                 async with asyncio.timeout(SAVE_TIMEOUT_S):
-                    if not await writer.write_row_async(note):  # the writer has failed
-                        raise CsvWriterError(str(writer.error)) from writer.error
+                    await writer.write_row_async(note)  # False only once failed: sync() raises
                     await writer.sync()
-            except (CsvWriterError, WriterClosedError, OSError) as exc:
+            except (SinkError, WriterClosedError) as exc:
                 # A failed writer cuts its file back to its last good flush; a row that was on
                 # the OS by then stays in the file, and its index is never given to another note.
-                if writer.rows_written >= position:
+                if writer.stats().written >= position:
                     self._next_index += 1
                 raise _not_saved(exc) from None
             except TimeoutError:
