@@ -112,18 +112,24 @@ def test_environment_switches_are_read_at_import(tmp_path: Path) -> None:
         "        print(threading.active_count(), w._io is w.sink)\n"
         "asyncio.run(main())\n"
     )
-    env = {**os.environ, "RPI_LOGGER_BLOCKING_SINKS": "1",
-           "RPI_LOGGER_SINK_LATENCY_MS": "flush=1,fsync=2"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=60)
+    env = {
+        **os.environ,
+        "RPI_LOGGER_BLOCKING_SINKS": "1",
+        "RPI_LOGGER_SINK_LATENCY_MS": "flush=1,fsync=2",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "False"]  # no writer thread; the sink slowed down
     env["RPI_LOGGER_SINK_LATENCY_MS"] = "fsync=slow"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0
-    assert 'RPI_LOGGER_SINK_LATENCY_MS=\'fsync=slow\': expected e.g. "flush=5,fsync=50"' in (
-        done.stderr)
+    assert "RPI_LOGGER_SINK_LATENCY_MS='fsync=slow': expected e.g. \"flush=5,fsync=50\"" in (
+        done.stderr
+    )
 
 
 class ListSink(Sink[int]):
@@ -192,8 +198,9 @@ def test_flush_blocking_waits_for_items_from_other_threads(tmp_path: Path) -> No
     path = tmp_path / "rows.csv"
     with CsvStreamWriter(path, COLS, flush_interval_s=3600, fsync_interval_s=None) as w:
         producers = [
-            threading.Thread(target=lambda k=k: [w.write_row(row(k * 1000 + i))
-                                                  for i in range(500)])
+            threading.Thread(
+                target=lambda k=k: [w.write_row(row(k * 1000 + i)) for i in range(500)]
+            )
             for k in range(3)
         ]
         for t in producers:

@@ -125,7 +125,10 @@ class CsvSink(Sink[Row]):
                 terminate_line = fb.read(1) != b"\n"
         # backslashreplace: a lone surrogate must not stop the writer with an encoding error.
         f = open(  # closed by close() or abort()
-            path, "a" if self.append else "w", encoding="utf-8", errors="backslashreplace",
+            path,
+            "a" if self.append else "w",
+            encoding="utf-8",
+            errors="backslashreplace",
             newline="",
         )
         try:

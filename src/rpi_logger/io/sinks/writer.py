@@ -194,7 +194,9 @@ class SinkWriter(Generic[T]):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()
@@ -204,7 +206,9 @@ class SinkWriter(Generic[T]):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
@@ -318,7 +322,11 @@ class SinkWriter(Generic[T]):
         st = self._tx.statistics()
         with self._lock:
             written, lost, refused, loop_drops = (
-                self._written, self._lost, self._refused, self._loop_drops)
+                self._written,
+                self._lost,
+                self._refused,
+                self._loop_drops,
+            )
         err = self._error
         return WriterStats(
             name=self.name,
@@ -482,8 +490,12 @@ class SinkWriter(Generic[T]):
         if isinstance(exc, OSError | SinkError):  # expected (full disk...): one line
             log.error("%s", describe_write_error(self.sink.path, exc))
         else:
-            log.error("%s: writing %s failed; the writer stopped and later items are dropped",
-                      self.name, self.sink.path, exc_info=exc)
+            log.error(
+                "%s: writing %s failed; the writer stopped and later items are dropped",
+                self.name,
+                self.sink.path,
+                exc_info=exc,
+            )
         self._tx.close()  # producers waiting for room are released; later items refused
         try:
             self._io.abort()

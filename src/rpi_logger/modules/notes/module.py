@@ -106,8 +106,9 @@ class NotesModule(Module):
         if error is not None:
             result.update(status="interrupted", error=error)
             if self.session is not None:
-                record = FileRecord("notes", "csv", writer.path, extra={
-                    "status": "interrupted", "error": error})
+                record = FileRecord(
+                    "notes", "csv", writer.path, extra={"status": "interrupted", "error": error}
+                )
                 result["files"] = [record.as_dict(self.session.directory, self.context.name)]
         return result
 
@@ -138,8 +139,9 @@ class NotesModule(Module):
             raise CommandError("no session is running: start one to take notes", protocol.BAD_STATE)
         async with self._lock:
             if self.writer is None or self.session is None:  # ended while this note waited
-                raise CommandError("no session is running: start one to take notes",
-                                   protocol.BAD_STATE)
+                raise CommandError(
+                    "no session is running: start one to take notes", protocol.BAD_STATE
+                )
             writer = await self._usable_writer(self.writer)
             now = clock.now()
             trial = self.trial.trial if self.trial and self.trial.accepts(now.t_mono_ns) else None
