@@ -71,7 +71,7 @@ async def enqueue_cost(folder: Path, calls: int) -> dict[str, float]:
             per_call.append(t1 - t0)
             if i % 1000 == 999:
                 await asyncio.sleep(0)  # behave like a loop: let other callbacks run
-        dropped = w.rows_dropped
+        dropped = w.stats().dropped
     per_call.sort()
     return {
         "calls": calls,

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rpi_logger.io.csv_writer import CsvStreamWriter, CsvWriterError, WriterClosedError
+from rpi_logger.io.csv_writer import CsvStreamWriter
+from rpi_logger.io.sinks import SinkError, WriterClosedError
 
 COLS = ["frame_index", "t_mono_ns", "t_wall_unix", "t_device_ns", "exposure_ms", "gain"]
 
@@ -231,7 +232,7 @@ async def test_rows_visible_to_other_readers_within_flush_interval_while_open(
                 assert time.monotonic() - t0 < interval + 0.3, "rows not visible in time"
                 await asyncio.sleep(0.01)
         assert [int(r[0]) for r in read_rows(path)[1:]] == list(range(20))
-        assert w.stats().flushes >= 2 and w.rows_dropped == 0
+        assert w.stats().flushes >= 2 and w.stats().dropped == 0
 
 
 async def test_sync_returns_only_after_rows_are_flushed_and_fsynced(
@@ -304,13 +305,13 @@ def test_flush_blocking_raises_at_once_after_a_write_error(tmp_path: Path) -> No
     w.start()
     w.sink._file = FailingFile(w.sink._file)  # type: ignore[assignment]
     w.write_row(video_row(0))
-    with pytest.raises(CsvWriterError, match=r"^disk full: "):
+    with pytest.raises(SinkError, match=r"^disk full: "):
         w.flush_blocking(5.0)
     t = time.monotonic()
-    with pytest.raises(CsvWriterError, match=r"^disk full: "):
+    with pytest.raises(SinkError, match=r"^disk full: "):
         w.flush_blocking(5.0)
     assert time.monotonic() - t < 0.5
-    with pytest.raises(CsvWriterError):
+    with pytest.raises(SinkError):
         w.close()
 
 
@@ -337,8 +338,8 @@ def test_a_producer_blocked_on_a_full_queue_is_released_when_the_writer_fails(
     producer.join(5)
     assert not producer.is_alive(), "producer still blocked after the writer failed"
     assert len(results) == 50 and results[-1] is False
-    assert w.rows_dropped == 50 - w.stats().written
-    with pytest.raises(CsvWriterError):
+    assert w.stats().dropped == 50 - w.stats().written
+    with pytest.raises(SinkError):
         w.close(timeout=5)
 
 
@@ -384,11 +385,11 @@ async def test_drop_policy_counts_drops_exactly_while_writer_is_stalled(
         results = [w.write_row(video_row(i)) for i in range(1, 81)]
         assert time.perf_counter() - t0 < 0.5  # never waited for the stuck thread
         assert results == [True] * 50 + [False] * 30
-        assert w.rows_dropped == 30 and w.stats().queued == 50
+        assert w.stats().dropped == 30 and w.stats().queued == 50
         gated.gate.set()
         await pending
     assert [int(r[0]) for r in read_rows(path)[1:]] == list(range(51))
-    assert w.stats().written == 51 and w.rows_dropped == 30
+    assert w.stats().written == 51 and w.stats().dropped == 30
     warnings = [r for r in caplog.records if "queue full" in r.getMessage()]
     assert len(warnings) == 1  # logged once, not once per row
 
@@ -409,7 +410,7 @@ async def test_block_policy_on_the_loop_drops_instead_of_blocking(
         elapsed = time.perf_counter() - t0
         assert elapsed < 0.5, f"write_row blocked the event loop for {elapsed:.2f} s"
         assert results == [True] * 20 + [False] * 10
-        assert w.rows_dropped == 10
+        assert w.stats().dropped == 10
         safety.cancel()
         gated.gate.set()
         await pending
@@ -433,7 +434,7 @@ async def test_write_row_async_waits_for_room_without_blocking_the_loop(tmp_path
         assert await asyncio.wait_for(waiting, 5) is True
         await pending
     assert [int(r[0]) for r in read_rows(path)[1:]] == list(range(12))
-    assert w.rows_dropped == 0
+    assert w.stats().dropped == 0
 
 
 def test_block_policy_threads_wait_and_lose_nothing(tmp_path: Path) -> None:
@@ -451,7 +452,7 @@ def test_block_policy_threads_wait_and_lose_nothing(tmp_path: Path) -> None:
         for t in threads:
             t.join()
     rows = read_rows(path)[1:]
-    assert len(rows) == n_threads * per_thread and w.rows_dropped == 0
+    assert len(rows) == n_threads * per_thread and w.stats().dropped == 0
     for k in range(n_threads):  # each producer's rows in its own order
         assert [int(s) for t, s in rows if int(t) == k] == list(range(per_thread))
     assert w.stats().max_queued <= 64
@@ -468,17 +469,17 @@ async def test_write_error_surfaces_from_sync_and_aclose(
     await w.astart()
     w.sink._file = FailingFile(w.sink._file)  # type: ignore[assignment]
     w.write_row(video_row(0))
-    with pytest.raises(CsvWriterError) as info:
+    with pytest.raises(SinkError) as info:
         await w.sync()
     assert isinstance(info.value.__cause__, OSError)
     assert info.value.__cause__.errno == errno.ENOSPC
     assert w.write_row(video_row(1)) is False  # stopped writer: counted, not raised
     # Row 0 never reached the file and row 1 was refused: both count as dropped.
-    assert w.rows_dropped == 2 and w.stats().dropped_error == 2
+    assert w.stats().dropped == 2 and w.stats().dropped_error == 2
     assert "ENOSPC" in repr(w.error) or "No space" in str(w.error)
-    with pytest.raises(CsvWriterError):
+    with pytest.raises(SinkError):
         await w.sync()
-    with pytest.raises(CsvWriterError, match=f"^disk full: {w.path}$"):
+    with pytest.raises(SinkError, match=f"^disk full: {w.path}$"):
         await w.aclose()
     await w.aclose()  # reported once; a second close is quiet
     assert w._worker is not None and w._worker.done
@@ -494,7 +495,7 @@ def test_write_error_surfaces_from_close_even_for_unexpected_errors(tmp_path: Pa
     bug = TypeError("bug in a row formatter")
     w.sink._file = FailingFile(w.sink._file, bug)  # type: ignore[assignment]
     w.write_row(video_row(0))
-    with pytest.raises(CsvWriterError) as info:
+    with pytest.raises(SinkError) as info:
         w.close()
     assert isinstance(info.value.__cause__, TypeError)
     assert w.error is not None and "bug" in str(w.stats().error)

@@ -20,25 +20,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rpi_logger.io.bridge import Overflow
-from rpi_logger.io.sinks import (
-    CsvSink,
-    SinkError,
-    SinkWriter,
-    WriterClosedError,
-    describe_write_error,
-    is_disk_full,
-)
+from rpi_logger.io.sinks import CsvSink, SinkWriter
 
-__all__ = [
-    "CsvStreamWriter",
-    "CsvWriterError",
-    "WriterClosedError",
-    "describe_write_error",
-    "is_disk_full",
-]
-
-#: The error a failed CSV writer raises (one line, e.g. "disk full: <path>"): a `SinkError`.
-CsvWriterError = SinkError
+__all__ = ["CsvStreamWriter"]
 
 
 class CsvStreamWriter(SinkWriter[tuple[Any, ...]]):
@@ -77,8 +61,3 @@ class CsvStreamWriter(SinkWriter[tuple[Any, ...]]):
     async def write_row_async(self, row: Sequence[Any] | Mapping[str, Any]) -> bool:
         """`write_row`, waiting for room (under "block") without blocking the loop."""
         return await self.asubmit(self.sink.row(row))
-
-    @property
-    def rows_dropped(self) -> int:
-        """Rows offered and not in the file (`stats().dropped`)."""
-        return self.stats().dropped

@@ -29,6 +29,7 @@ from typing import Generic, TypeVar
 __all__ = [
     "Sink",
     "SinkError",
+    "SinkProxy",
     "describe_write_error",
     "is_disk_full",
     "set_latency",
@@ -125,20 +126,39 @@ def _latency_from_env(text: str) -> None:
         ) from None
 
 
-class _Slow(Sink[T]):
-    """`inner` with a delay before each flush and sync (see `set_latency`)."""
+class SinkProxy(Sink[T]):
+    """A sink that hands every call to `inner`: subclass it to change one step of a sink."""
 
-    def __init__(self, inner: Sink[T], flush_s: float, fsync_s: float) -> None:
+    def __init__(self, inner: Sink[T]) -> None:
         self.inner = inner
         self.path = inner.path
-        self._flush_s = flush_s
-        self._sync_s = flush_s + fsync_s
 
     def open(self) -> None:
         self.inner.open()
 
     def write(self, batch: Sequence[T]) -> None:
         self.inner.write(batch)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def sync(self) -> None:
+        self.inner.sync()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+class _Slow(SinkProxy[T]):
+    """`inner` with a delay before each flush and sync (see `set_latency`)."""
+
+    def __init__(self, inner: Sink[T], flush_s: float, fsync_s: float) -> None:
+        super().__init__(inner)
+        self._flush_s = flush_s
+        self._sync_s = flush_s + fsync_s
 
     def flush(self) -> None:
         time.sleep(self._flush_s)
@@ -151,9 +171,6 @@ class _Slow(Sink[T]):
     def close(self) -> None:
         time.sleep(self._sync_s)
         self.inner.close()
-
-    def abort(self) -> None:
-        self.inner.abort()
 
 
 def with_latency(sink: Sink[T]) -> Sink[T]:
