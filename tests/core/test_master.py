@@ -24,6 +24,16 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _manifest(session: Path) -> dict:
+    return json.loads((session / "session.json").read_text())
+
+
+async def note(master: Master, text: str) -> dict:
+    """Add a note as the UI does: the Notes module is told which modules record meanwhile."""
+    modules = [name for name in master.recording() if name != "Notes"]
+    return await master.request("Notes", "add_note", {"text": text, "modules": modules})
+
+
 def config(tmp_path: Path, module_dir: Path, **kw: object) -> MasterConfig:
     return MasterConfig(
         data_dir=tmp_path / "data",
@@ -48,7 +58,7 @@ async def test_start_skew_over_20_trials(tmp_path: Path, module_dir: Path) -> No
             await master.stop_trial()
         await master.end_session()
     skews = []
-    for trial in session.trials:
+    for trial in _manifest(session.directory)["trials"]:
         start, stop = trial["start"]["mono_ns"], trial["stop"]["mono_ns"]
         assert trial["status"] == "complete"
         assert {f["module"] for f in trial["files"]} == {"Ticker", "TickerB"}
@@ -86,7 +96,7 @@ async def test_kill9_module_is_detected_and_others_keep_recording(
             assert time.monotonic() - killed < 2.0, "crash not detected within 2 s"
             await asyncio.sleep(0.01)
         detection = time.monotonic() - killed
-        await master.add_note("after the crash")  # the others still serve
+        await note(master, "after the crash")  # the others still serve
         await asyncio.sleep(1.0)
         trial = await master.stop_trial()
         await master.end_session()
@@ -97,8 +107,7 @@ async def test_kill9_module_is_detected_and_others_keep_recording(
     assert by_module["TickerB"]["status"] == "complete"
     rows_b = read_rows(session.directory / by_module["TickerB"]["path"])
     assert len(rows_b) > 150  # about 2 s at 100 Hz: TickerB kept going through the crash
-    manifest = json.loads((session.directory / "session.json").read_text())
-    assert manifest["modules"]["Ticker"]["status"] == "failed"
+    assert _manifest(session.directory)["modules"]["Ticker"]["status"] == "failed"
     report = verify_session(session.directory)
     messages = [f.message for f in report.findings if f.level == "warning"]
     assert any("interrupted" in m for m in messages)
@@ -130,7 +139,7 @@ async def test_restarted_module_rejoins_the_trial(tmp_path: Path) -> None:
     rows = read_rows(session.directory / "Phoenix/trial001_part2_ticker.csv")
     assert len(rows) > 50
     assert int(rows[-1]["t_mono_ns"]) < trial["stop"]["mono_ns"]
-    assert session.manifest["modules"]["Phoenix"]["restarts"] == 1
+    assert _manifest(session.directory)["modules"]["Phoenix"]["restarts"] == 1
 
 
 async def test_stuck_module_counts_as_hung(tmp_path: Path, module_dir: Path) -> None:
@@ -152,24 +161,24 @@ async def test_notes_round_trip_and_rules(tmp_path: Path, module_dir: Path) -> N
     async with Master(config(tmp_path, module_dir)) as master:
         await master.start_modules(["Notes", "Ticker"])
         with pytest.raises(MasterError, match="no session"):
-            await master.add_note("too early")
+            await note(master, "too early")
         session = await master.start_session()
-        between = await master.add_note("before the first trial")
+        between = await note(master, "before the first trial")
         with pytest.raises(MasterError, match="text"):
-            await master.add_note("   ")
+            await note(master, "   ")
         trial = await master.start_trial()
         await asyncio.sleep(0.25)
-        inside = await master.add_note('during trial one, with a comma, and "quotes"')
+        inside = await note(master, 'during trial one, with a comma, and "quotes"')
         # Acknowledged means on disk: readable at once, long before the 1 s periodic flush.
         on_disk = read_rows(session.directory / "Notes/notes.csv")
         assert on_disk[-1]["text"] == inside["text"]
         latencies = []
         for i in range(1000):
             t0 = time.perf_counter_ns()
-            await master.add_note(f"note {i}")
+            await note(master, f"note {i}")
             latencies.append((time.perf_counter_ns() - t0) / 1e6)
         await master.stop_trial()
-        listed = await master.get_notes()
+        listed = (await master.request("Notes", "get_notes"))["notes"]
         lag = master.monitor.snapshot()
         await master.end_session()
     latencies.sort()
@@ -219,3 +228,46 @@ async def test_no_module_outlives_a_failing_master(tmp_path: Path, module_dir: P
         for p in pids
         if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
     ]
+
+
+async def test_events_requests_and_final_health(tmp_path: Path, module_dir: Path) -> None:
+    """Everything the master does is published on its bus; `request` reaches any module's own
+    commands but never the lifecycle ones; the session's health is taken as it ends."""
+    events: list[dict] = []
+    async with Master(config(tmp_path, module_dir)) as master:
+        master.events.add_listener(events.append)
+        await master.start_modules(["Ticker", "Notes"])
+        with pytest.raises(MasterError, match="unknown module"):
+            await master.request("Teleporter", "status")
+        with pytest.raises(MasterError, match="master's to send"):
+            await master.request("Ticker", "start_trial", {"at_mono_ns": 0, "trial": 1})
+        with pytest.raises(MasterError, match="unknown command"):
+            await master.request("Ticker", "add_note", {"text": "x"})
+        assert (await master.request("ticker", "status"))["state"] == "idle"
+        session = await master.start_session()
+        await master.start_trial()
+        await asyncio.sleep(0.6)
+        await master.stop_trial()
+        beats = [e for e in events if e["event"] == "heartbeat" and e["module"] == "Ticker"]
+        await master.end_session()
+        await master.disable_module("Notes")
+        with pytest.raises(MasterError, match="Notes module is not running"):
+            await master.request("Notes", "get_notes")
+    kinds = [(e["event"], e.get("module"), e.get("data", {}).get("state")) for e in events]
+    for expected in [
+        ("module", "Ticker", None),
+        ("session", None, "started"),
+        ("trial", None, "recording"),
+        ("trial", None, "complete"),
+        ("session", None, "ended"),
+    ]:
+        assert expected in kinds
+    notes = [
+        e["data"]["status"] for e in events if e["event"] == "module" and e["module"] == "Notes"
+    ]
+    assert notes == ["ok", "stopped"]
+    health = _manifest(session.directory)["health"]
+    assert set(health) == {"Ticker", "Notes", "master"}
+    # Taken as the session ended, not from the last heartbeat before it.
+    assert health["Ticker"]["loop_lag_ms"]["samples"] > beats[-1]["data"]["loop_lag_ms"]["samples"]
+    assert health["master"]["cpu_percent"] >= 0 and health["master"]["rss_mb"] > 10

@@ -1,10 +1,13 @@
-"""The master's own settings: `$XDG_CONFIG_HOME/rpi-logger/config.txt` (or `--config`)."""
+"""The master's own settings: `$XDG_CONFIG_HOME/rpi-logger/config.txt` (or `--config`), and
+the `MasterConfig` a master runs with."""
 
 from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rpi_logger.config import ConfigError, Setting, load_settings
 
@@ -25,6 +28,26 @@ MASTER_SETTINGS = (
         min=0,
     ),
 )
+
+
+@dataclass(slots=True)
+class MasterConfig:
+    """How a `Master` runs: where sessions go, which extra modules exist, trial timing."""
+
+    data_dir: Path
+    module_dirs: list[Path] = field(default_factory=list)
+    lead_time_ms: int = 200
+    simulate: bool = False
+    log_level: str = "INFO"
+    state_path: Path | None = None  # None: the user's config folder
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # module -> settings
+    # Below this much free space in the data folder a trial stops cleanly ("disk full"), with
+    # room left for the manifest and the files' last flushes.
+    min_free_mb: float = 100.0
+
+    @property
+    def lead_ns(self) -> int:
+        return self.lead_time_ms * 1_000_000
 
 
 def config_home() -> Path:

@@ -97,7 +97,7 @@ async def record(plan: RecordPlan, config: MasterConfig) -> int:
 
 
 async def _record(plan: RecordPlan, config: MasterConfig, interrupt: _Interrupt) -> int:
-    lead_ns = config.lead_time_ms * 1_000_000
+    lead_ns = config.lead_ns
     halted = None
     async with Master(config) as master:
         try:
@@ -125,7 +125,7 @@ async def _record(plan: RecordPlan, config: MasterConfig, interrupt: _Interrupt)
             return EXIT_DISK_FULL if str(exc).startswith(DISK_FULL) else 1
         _say(
             f"recording session {session.directory.name}: {', '.join(names)}"
-            f"{' (simulated)' if session.manifest['simulated'] else ''}"
+            f"{' (simulated)' if session.manifest.simulated else ''}"
         )
         for number in range(1, plan.trials + 1):
             if interrupt.requested or master.halted.is_set():
@@ -151,7 +151,7 @@ async def _record(plan: RecordPlan, config: MasterConfig, interrupt: _Interrupt)
             if master.halt_reason is not None:
                 # The halt stops the trial itself; this waits until it has.
                 await master.halt(master.halt_reason, master.halt_reason)
-            elif master.session is not None and master.session.current_trial is trial:
+            else:
                 # A signal is the headless Stop button: the trial ends there, properly closed.
                 reason = interrupt.signal_name if interrupt.requested else None
                 try:

@@ -22,24 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from rpi_logger.core.session import MANIFEST, SCHEMA
+from rpi_logger.core.manifest import (
+    FILE_STATUSES,
+    KINDS,
+    MANIFEST,
+    MODULE_STATUSES,
+    REQUIRED_FIELDS,
+    SCHEMA,
+    TRIAL_STATUSES,
+)
 
 ERROR, WARNING, INFO = "error", "warning", "info"
-REQUIRED_FIELDS = (
-    "schema",
-    "session_id",
-    "simulated",
-    "host",
-    "software",
-    "clock",
-    "modules",
-    "trials",
-    "health",
-)
-KINDS = ("video", "audio", "csv")
-TRIAL_STATUSES = ("complete", "interrupted", "recording")
-FILE_STATUSES = ("complete", "interrupted", "recording")
-MODULE_STATUSES = ("ok", "failed", "stopped")
 NOTES_MODULE = "Notes"
 
 
