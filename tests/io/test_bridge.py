@@ -647,3 +647,19 @@ def test_exit_abandons_a_hung_worker_after_the_grace(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "started" in proc.stdout
     assert "hung device read" in proc.stderr  # named in the exit warning
+
+
+async def test_a_worker_can_run_at_a_lower_priority() -> None:
+    """Bulk work (encoding) yields the CPU to latency-bound threads: its nice value is its own,
+    the rest of the process keeps its priority."""
+    import os
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+
+    def own_priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    worker = Worker(own_priority, name="bulk", nice=5)
+    worker.start()
+    assert await worker.join() == min(19, base + 5)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base

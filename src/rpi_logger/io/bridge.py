@@ -57,7 +57,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures.thread  # noqa: F401  (its exit hook must be registered before ours)
+import contextlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -721,8 +723,12 @@ class Worker(Generic[R]):
     lifetime policy (daemon threads, joined on the normal path, an exit safety net).
     """
 
-    def __init__(self, fn: Callable[..., R], *args: Any, name: str) -> None:
+    def __init__(self, fn: Callable[..., R], *args: Any, name: str, nice: int = 0) -> None:
         self.name = name
+        # Bulk work (video encoding) runs at a lower priority than the loops and the
+        # latency-bound threads (notes, device reads), so it takes only the CPU they leave:
+        # its bounded queue absorbs the delay, a note's round trip cannot.
+        self.nice = nice
         self._fn = fn
         self._args = args
         self._thread: threading.Thread | None = None
@@ -749,6 +755,9 @@ class Worker(Generic[R]):
             raise
 
     def _run(self) -> None:
+        if self.nice > 0 and hasattr(os, "setpriority"):
+            with contextlib.suppress(OSError):  # Linux: a thread's nice value is its own
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
         try:
             self._result = self._fn(*self._args)
         except BaseException as exc:  # delivered to join(); the thread must not die silently

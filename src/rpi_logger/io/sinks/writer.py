@@ -126,12 +126,14 @@ class SinkWriter(Generic[T]):
         max_queue: int = 10_000,
         overflow: Overflow = "block",
         name: str | None = None,
+        nice: int = 0,
     ) -> None:
         if not flush_interval_s > 0:
             raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s!r}")
         if fsync_interval_s is not None and not fsync_interval_s >= 0:
             raise ValueError(f"fsync_interval_s must be >= 0 or None, got {fsync_interval_s!r}")
         self.sink = sink
+        self._nice = nice  # the worker thread's nice value (see Worker)
         self.name = name or Path(sink.path).stem
         self.flush_interval_s = float(flush_interval_s)
         self.fsync_interval_s = fsync_interval_s
@@ -361,7 +363,7 @@ class SinkWriter(Generic[T]):
         self._next_flush = now + self.flush_interval_s
         self._next_fsync = now + (self.fsync_interval_s or 0.0)
         if not self._inline:
-            self._worker = Worker(self._run, name=f"writer:{self.name}")
+            self._worker = Worker(self._run, name=f"writer:{self.name}", nice=self._nice)
             self._worker.start()
 
     def _begin_close(self) -> None:
