@@ -11,7 +11,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from rpi_logger.modules.cameras.frames import SequenceGapCounter, unpad_yuv420
+from rpi_logger.framework.gaps import SequenceGapCounter
+from rpi_logger.modules.cameras.frames import unpad_yuv420
 from rpi_logger.modules.cameras.sources import picamera2_source as p2
 
 
@@ -79,8 +80,9 @@ class _FakePicamera2:
 
     @staticmethod
     def global_camera_info() -> list[dict]:
-        return [{"Model": "imx708", "Location": 2, "Rotation": 180,
-                 "Id": "/base/i2c@88000/imx708@1a"}]
+        return [
+            {"Model": "imx708", "Location": 2, "Rotation": 180, "Id": "/base/i2c@88000/imx708@1a"}
+        ]
 
     def create_video_configuration(self, main: dict, controls: dict, buffer_count: int) -> dict:
         self.controls = controls
@@ -106,8 +108,9 @@ class _FakePicamera2:
         w, h = self.camera_config["main"]["size"]
         img = np.full((h, w, 3), self._n % 255, np.uint8)
         ts = self._t0 + self._n * 10_000_000
-        return _FakeRequest(img, {"SensorTimestamp": ts, "FrameDuration": 10000,
-                                  "ExposureTime": 5000})
+        return _FakeRequest(
+            img, {"SensorTimestamp": ts, "FrameDuration": 10000, "ExposureTime": 5000}
+        )
 
 
 @pytest.fixture
@@ -150,4 +153,4 @@ async def test_capture_thread_delivers_sensor_timestamps_and_gaps(
         assert f.t_mono_ns == f.t_device_ns
         assert (f.t_mono_ns - t0) % 10_000_000 == 0
         assert f.image.shape == (48, 64, 3)
-    assert gaps.gaps == 1 and src.stats.dropped_device_gap == 1
+    assert gaps.gaps == 1 and src.stats.dropped_queue_overflow == 0

@@ -1,22 +1,14 @@
-"""Frames and the interface every camera backend implements.
-
-A `Frame` is one captured image plus its times on the host clock. Images come in one of two
-layouts, named by `Frame.pixel_format`:
-
-- ``"rgb24"`` (default): ``(H, W, 3)`` uint8, RGB order, C-contiguous.
-- ``"yuv420p"``: ``(H * 3 // 2, W)`` uint8, planar I420 (Y plane, then U, then V, no padding),
-  as picamera2's YUV420 main stream delivers it. Saves an RGB round trip on the Pi, where the
-  encoder wants yuv420p anyway.
+"""The interface every camera backend implements, and what a camera tells about itself.
 
 A `FrameSource` is opened, iterated asynchronously, and closed, all from the event loop. Device
-reads happen on the backend's own thread; only finished `Frame` objects reach the loop.
+reads and rendering happen on the backend's own thread (`ThreadedSource`); only finished `Frame`
+objects (`rpi_logger.samples`) reach the loop.
 
-`Frame.sequence` is the *device* sequence number: it advances by one per capture slot of the
-device, so a gap (`sequence` jumping by more than one) is a frame the device never delivered
-(the "device sequence gap" drop cause). Frames a source drops because its own hand-off queue to
-the loop is full are counted in `SourceStats.dropped_queue_overflow` and passed to the source's
-`on_overflow` callback (on the loop), so a consumer can count them as "capture overflow" drops
-and not mistake the hole they leave in the sequence for a device gap.
+`Frame.sequence` is the *device* sequence number: a jump of more than one is a frame the device
+never delivered (a "device sequence gap", counted by the trial stream). Frames a source loses
+because its own hand-off to the loop is full are counted in `SourceStats.dropped_queue_overflow`
+and reported to the source's `on_overflow(t_mono_ns, sequence)` callback on the loop, so a
+consumer counts them as "capture overflow" and not as device gaps.
 """
 
 from __future__ import annotations
@@ -25,12 +17,27 @@ import abc
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
-PixelFormat = Literal["rgb24", "yuv420p"]
-PIXEL_FORMATS: tuple[str, ...] = ("rgb24", "yuv420p")
+from rpi_logger.samples import PIXEL_FORMATS, Frame, PixelFormat
+
+__all__ = [
+    "PIXEL_FORMATS",
+    "BackendUnavailable",
+    "CameraDescriptor",
+    "CameraError",
+    "CameraInfo",
+    "Frame",
+    "FrameSource",
+    "OnOverflow",
+    "PixelFormat",
+    "SourceStats",
+    "unpad_yuv420",
+]
+
+#: ``on_overflow(t_mono_ns, sequence)``: a frame lost in the hand-off to the loop (loop thread).
+OnOverflow = Callable[[int, int], None]
 
 
 class CameraError(RuntimeError):
@@ -39,35 +46,6 @@ class CameraError(RuntimeError):
 
 class BackendUnavailable(CameraError):
     """The backend cannot run on this host (library missing, not Linux, ...)."""
-
-
-@dataclass(slots=True)
-class Frame:
-    """One captured image and when it was captured.
-
-    ``t_mono_ns`` is the host CLOCK_MONOTONIC time of capture (the device's own timestamp when it
-    is on that clock, else the time the host received the frame); ``t_device_ns`` is the raw
-    device timestamp when the device has one, else None.
-    """
-
-    image: np.ndarray
-    t_mono_ns: int
-    t_wall_unix: float
-    t_device_ns: int | None
-    sequence: int
-    pixel_format: PixelFormat = "rgb24"
-
-    @property
-    def width(self) -> int:
-        """Image width in pixels."""
-        return int(self.image.shape[1])
-
-    @property
-    def height(self) -> int:
-        """Image height in pixels (of the picture, not of the yuv420p buffer)."""
-        if self.pixel_format == "yuv420p":
-            return int(self.image.shape[0]) * 2 // 3
-        return int(self.image.shape[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +80,6 @@ class SourceStats:
 
     frames_captured: int = 0  # frames the device delivered to the source
     frames_delivered: int = 0  # frames handed to the consumer
-    dropped_device_gap: int = 0  # capture slots the device skipped (sequence gaps seen here)
     dropped_queue_overflow: int = 0  # frames lost because the consumer did not keep up
 
 
@@ -120,8 +97,8 @@ class FrameSource(abc.ABC):
         self._info = info
         self.stats = SourceStats()
         self._opened = False
-        #: Called on the loop with each frame the source drops in its hand-off to the loop.
-        self.on_overflow: Callable[[Frame], None] | None = None
+        #: Called on the loop for each frame the source lost in its hand-off to the loop.
+        self.on_overflow: OnOverflow | None = None
 
     @property
     def info(self) -> CameraInfo:
@@ -183,29 +160,6 @@ class FrameSource(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-class SequenceGapCounter:
-    """Counts device sequence gaps in a stream of frames (for the pipeline's drop figures)."""
-
-    def __init__(self) -> None:
-        self.last: int | None = None
-        self.gaps = 0  # frames missing between consecutive sequence numbers
-
-    def update(self, sequence: int) -> int:
-        """Feed the next frame's sequence number; returns how many frames were missing before
-        it (0 normally). A sequence that does not advance is not counted as a gap."""
-        missing = 0
-        if self.last is not None and sequence > self.last + 1:
-            missing = sequence - self.last - 1
-            self.gaps += missing
-        self.last = sequence if self.last is None else max(self.last, sequence)
-        return missing
-
-
-def yuv420p_size(width: int, height: int) -> tuple[int, int]:
-    """Shape of a packed yuv420p buffer for a picture of ``width`` x ``height``."""
-    return height * 3 // 2, width
 
 
 def unpad_yuv420(buffer: np.ndarray, width: int, height: int, stride: int) -> np.ndarray:

@@ -5,8 +5,8 @@
   codecs and the Raspberry Pi's CSI/ISP nodes (libcamera's, use picamera2) are left out.
 - Open: ``CAP_V4L2``, MJPG FOURCC set explicitly (OpenCV would probe it last), requested size and
   rate, ``CAP_PROP_BUFFERSIZE``.
-- Reading: ``grab()`` / ``retrieve()`` on the reader thread, frames handed to the loop with
-  ``loop.call_soon_threadsafe`` into a bounded asyncio queue (full -> counted drop).
+- Reading: ``grab()`` / ``retrieve()`` on the device thread, frames handed to the loop through
+  `ThreadedSource`'s bounded bridge (full -> counted drop).
 - Timestamp: ``CAP_PROP_POS_MSEC`` is the driver's buffer timestamp, on CLOCK_MONOTONIC for UVC;
   it is used when plausible (within a few seconds of now, not in the future), else the time
   ``grab()`` returned. The raw value is kept as ``t_device_ns``.
@@ -59,12 +59,21 @@ _CAP_VIDEO_M2M = 0x00008000
 _CAP_VIDEO_M2M_MPLANE = 0x00004000
 _CAP_DEVICE_CAPS = 0x80000000
 # Nodes that belong to libcamera / the Pi's codecs, not to a webcam.
-_NOT_WEBCAM_DRIVERS = {"unicam", "rp1-cfe", "bcm2835-isp", "pispbe", "bcm2835-codec", "rpivid",
-                       "bcm2835-v4l2", "hantro-vpu"}
+_NOT_WEBCAM_DRIVERS = {
+    "unicam",
+    "rp1-cfe",
+    "bcm2835-isp",
+    "pispbe",
+    "bcm2835-codec",
+    "rpivid",
+    "bcm2835-v4l2",
+    "hantro-vpu",
+}
 
 
-def plausible_timestamp(ts_ns: int | None, now_ns: int,
-                        window_ns: int = PLAUSIBLE_WINDOW_NS) -> bool:
+def plausible_timestamp(
+    ts_ns: int | None, now_ns: int, window_ns: int = PLAUSIBLE_WINDOW_NS
+) -> bool:
     """Whether a driver timestamp can be a CLOCK_MONOTONIC capture time read just now: positive,
     at most ``window_ns`` old, and not more than a little in the future."""
     if ts_ns is None or ts_ns <= 0:
@@ -124,8 +133,9 @@ def _by_id_links() -> dict[str, str]:
     return links
 
 
-def list_v4l2_cameras(dev_glob: str = "/dev/video*",
-                      sysfs: str = "/sys/class/video4linux") -> list[CameraDescriptor]:
+def list_v4l2_cameras(
+    dev_glob: str = "/dev/video*", sysfs: str = "/sys/class/video4linux"
+) -> list[CameraDescriptor]:
     """Webcams among the V4L2 nodes (blocking; never raises). [] on a host without any."""
     if not sys.platform.startswith("linux"):
         return []
@@ -151,8 +161,11 @@ def list_v4l2_cameras(dev_glob: str = "/dev/video*",
         details = {"driver": driver, "card": card, "bus_info": bus}
         if os.path.realpath(path) in by_id:
             details["by_id"] = by_id[os.path.realpath(path)]
-        found.append(CameraDescriptor(id=node, name=name or card or node, backend="opencv",
-                                      path=path, details=details))
+        found.append(
+            CameraDescriptor(
+                id=node, name=name or card or node, backend="opencv", path=path, details=details
+            )
+        )
     return found
 
 
@@ -178,9 +191,18 @@ class OpenCVSource(ThreadedSource):
     ) -> None:
         path = f"/dev/video{device}" if isinstance(device, int) else str(device)
         cid = camera_id or os.path.basename(path)
-        super().__init__(CameraInfo(id=cid, name=name or cid, width=width, height=height,
-                                    fps=float(fps), backend=self.backend, simulated=False),
-                         queue_size)
+        super().__init__(
+            CameraInfo(
+                id=cid,
+                name=name or cid,
+                width=width,
+                height=height,
+                fps=float(fps),
+                backend=self.backend,
+                simulated=False,
+            ),
+            queue_size,
+        )
         self.path = path
         self.buffer_count = buffer_count
         self.fourcc = fourcc
@@ -217,8 +239,10 @@ class OpenCVSource(ThreadedSource):
         cap = cv2.VideoCapture(self.path, cv2.CAP_V4L2)
         if not cap.isOpened():
             cap.release()
-            raise CameraError(f"cannot open {self.path} (unplugged, busy, or no permission: "
-                              "is the user in the 'video' group?)")
+            raise CameraError(
+                f"cannot open {self.path} (unplugged, busy, or no permission: "
+                "is the user in the 'video' group?)"
+            )
         cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.fourcc))
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.info.width)
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.info.height)
@@ -232,12 +256,19 @@ class OpenCVSource(ThreadedSource):
         h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) or self.info.height
         fps = float(cap.get(cv2.CAP_PROP_FPS)) or self.info.fps
         if (w, h) != (self.info.width, self.info.height):
-            log.warning("%s: asked for %dx%d, the camera gives %dx%d", self.path,
-                        self.info.width, self.info.height, w, h)
+            log.warning(
+                "%s: asked for %dx%d, the camera gives %dx%d",
+                self.path,
+                self.info.width,
+                self.info.height,
+                w,
+                h,
+            )
         self._cap = cap
         i = self.info
-        return CameraInfo(id=i.id, name=i.name, width=w, height=h, fps=fps, backend=i.backend,
-                          simulated=False)
+        return CameraInfo(
+            id=i.id, name=i.name, width=w, height=h, fps=fps, backend=i.backend, simulated=False
+        )
 
     def _device_close(self) -> None:
         cap, self._cap = self._cap, None
@@ -269,9 +300,13 @@ class OpenCVSource(ThreadedSource):
             if t_dev is not None and t_mono == t_dev:
                 self.timestamps_from_driver += 1
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            frame = Frame(image=rgb, t_mono_ns=t_mono, t_wall_unix=mono_to_wall(t_mono),
-                          t_device_ns=t_dev, sequence=seq)
+            frame = Frame(
+                image=rgb,
+                t_mono_ns=t_mono,
+                t_wall_unix=mono_to_wall(t_mono),
+                t_device_ns=t_dev,
+                sequence=seq,
+            )
             seq += 1
-            self.stats.frames_captured += 1
-            if not self._post(frame):
+            if not self._emit(frame):
                 return

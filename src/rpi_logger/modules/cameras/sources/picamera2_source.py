@@ -7,9 +7,9 @@
 - Each frame's ``t_mono_ns`` is the request metadata's ``SensorTimestamp`` (ns, CLOCK_MONOTONIC,
   start of readout), also kept as ``t_device_ns``.
 - ``sequence`` advances by ``round(Δ SensorTimestamp / FrameDuration)`` per frame, so a frame the
-  camera produced but we never saw shows as a gap (counted in ``stats.dropped_device_gap``).
+  camera produced but we never saw shows as a sequence gap.
 - The capture thread loops on ``capture_request()`` -> copy -> ``release()`` and hands frames to
-  the loop with ``loop.call_soon_threadsafe`` into a bounded asyncio queue.
+  the loop through `ThreadedSource`'s bounded bridge.
 
 picamera2 ships with Raspberry Pi OS (apt ``python3-picamera2``; the venv needs
 ``--system-site-packages``). Without it the backend reports itself unavailable, with the reason.
@@ -48,9 +48,11 @@ def _load_picamera2() -> Any:
         try:
             from picamera2 import Picamera2
         except ImportError as exc:
-            _import_error = (f"picamera2 is not installed ({exc}); on Raspberry Pi OS: "
-                             "sudo apt install python3-picamera2, and create the venv with "
-                             "--system-site-packages")
+            _import_error = (
+                f"picamera2 is not installed ({exc}); on Raspberry Pi OS: "
+                "sudo apt install python3-picamera2, and create the venv with "
+                "--system-site-packages"
+            )
         except Exception as exc:  # libcamera present but broken
             _import_error = f"picamera2 failed to load: {exc}"
         else:
@@ -88,9 +90,19 @@ class Picamera2Source(ThreadedSource):
         if pixel_format not in PIXEL_FORMATS:
             raise ValueError(f"pixel_format must be one of {PIXEL_FORMATS}, got {pixel_format!r}")
         cid = camera_id or f"picam{camera_num}"
-        super().__init__(CameraInfo(id=cid, name=name or cid, width=width, height=height,
-                                    fps=float(fps), backend=self.backend, simulated=False,
-                                    pixel_format=pixel_format), queue_size)
+        super().__init__(
+            CameraInfo(
+                id=cid,
+                name=name or cid,
+                width=width,
+                height=height,
+                fps=float(fps),
+                backend=self.backend,
+                simulated=False,
+                pixel_format=pixel_format,
+            ),
+            queue_size,
+        )
         self.camera_num = camera_num
         self.buffer_count = buffer_count
         self._cam: Any = None
@@ -119,9 +131,15 @@ class Picamera2Source(ThreadedSource):
         for num, info in enumerate(infos):
             model = str(info.get("Model", "camera"))
             details = {k: str(v) for k, v in info.items()}
-            out.append(CameraDescriptor(id=f"picam{num}", name=f"{model} (CSI {num})",
-                                        backend=cls.backend, path=str(info.get("Id", num)),
-                                        details=details))
+            out.append(
+                CameraDescriptor(
+                    id=f"picam{num}",
+                    name=f"{model} (CSI {num})",
+                    backend=cls.backend,
+                    path=str(info.get("Id", num)),
+                    details=details,
+                )
+            )
         return out
 
     # -- device side (worker and capture threads) ---------------------------------------------
@@ -151,13 +169,23 @@ class Picamera2Source(ThreadedSource):
         except Exception as exc:
             with contextlib.suppress(Exception):
                 cam.close()
-            raise CameraError(f"cannot start CSI camera {self.camera_num} at "
-                              f"{i.width}x{i.height} {i.fps} fps: {exc}") from exc
+            raise CameraError(
+                f"cannot start CSI camera {self.camera_num} at "
+                f"{i.width}x{i.height} {i.fps} fps: {exc}"
+            ) from exc
         if (w, h) != (i.width, i.height):
             log.warning("picamera2: asked for %dx%d, configured %dx%d", i.width, i.height, w, h)
         self._cam = cam
-        return CameraInfo(id=i.id, name=i.name, width=int(w), height=int(h), fps=i.fps,
-                          backend=i.backend, simulated=False, pixel_format=i.pixel_format)
+        return CameraInfo(
+            id=i.id,
+            name=i.name,
+            width=int(w),
+            height=int(h),
+            fps=i.fps,
+            backend=i.backend,
+            simulated=False,
+            pixel_format=i.pixel_format,
+        )
 
     def _device_close(self) -> None:
         cam, self._cam = self._cam, None
@@ -185,15 +213,17 @@ class Picamera2Source(ThreadedSource):
             finally:
                 request.release()
             ts = int(md["SensorTimestamp"])
-            step = sequence_step(prev_ts, ts, md.get("FrameDuration"))
-            if step > 1:
-                self.stats.dropped_device_gap += step - 1
-            seq += step
+            seq += sequence_step(prev_ts, ts, md.get("FrameDuration"))
             prev_ts = ts
             if info.pixel_format == "yuv420p":
                 image = unpad_yuv420(image, info.width, info.height, self._stride)
-            frame = Frame(image=image, t_mono_ns=ts, t_wall_unix=mono_to_wall(ts),
-                          t_device_ns=ts, sequence=seq, pixel_format=info.pixel_format)
-            self.stats.frames_captured += 1
-            if not self._post(frame):
+            frame = Frame(
+                image=image,
+                t_mono_ns=ts,
+                t_wall_unix=mono_to_wall(ts),
+                t_device_ns=ts,
+                sequence=seq,
+                pixel_format=info.pixel_format,
+            )
+            if not self._emit(frame):
                 break

@@ -1,10 +1,13 @@
 """The simulated camera of SPEC §7: real-time, clock-derived, with two barcodes per frame.
 
-Behaves like a camera without a frame buffer: capture slot *k* is due at ``start + k * period``;
-the source sleeps (asyncio) to the slot and reads the clock when it produces the frame, which is
-the frame's ``t_mono_ns``. A consumer that comes back late finds the slots it missed gone: the
-next frame is the current slot, and its sequence number (= the barcode counter) jumps, exactly as
-a real camera's sequence would (a "device sequence gap").
+It runs like a real camera, on its own device thread (`ThreadedSource`): capture slot *k* falls
+at ``start + k * period`` on the host clock; the thread sleeps to the slot, renders the frame and
+stamps it with the slot's time, as a sensor stamps its exposure, so its timing depends neither
+on the event loop nor on how late the thread woke. Like a V4L2 or libcamera device it holds
+`buffers` frames: a thread that wakes late delivers the slots it missed, in order, as long as
+they fit; older ones are gone and the sequence number (= the barcode counter) jumps, exactly as
+a real camera's would (a device sequence gap). A consumer that falls behind loses frames in the
+hand-off instead (capture overflow).
 
 Cost per frame is one copy of a pre-rendered, horizontally scrolling background (each frame needs
 its own buffer, because consumers such as the encoder queue keep frames for a while) plus writing
@@ -13,9 +16,8 @@ its own buffer, because consumers such as the encoder queue keep frames for a wh
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -26,9 +28,9 @@ from rpi_logger.modules.cameras.frames import (
     CameraDescriptor,
     CameraInfo,
     Frame,
-    FrameSource,
     PixelFormat,
 )
+from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
 
 DEFAULT_WIDTH = 1280
 DEFAULT_HEIGHT = 720
@@ -68,7 +70,7 @@ def _rgb_to_yuv420p_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return u8(y), u8(u), u8(v)
 
 
-class SyntheticSource(FrameSource):
+class SyntheticSource(ThreadedSource):
     """A simulated camera (SPEC §7). See the module docstring for its timing behaviour."""
 
     backend = "synthetic"
@@ -83,6 +85,8 @@ class SyntheticSource(FrameSource):
         fps: float = DEFAULT_FPS,
         pixel_format: PixelFormat = "rgb24",
         clock: Callable[[], int] = time.monotonic_ns,
+        queue_size: int = 8,
+        buffers: int = 4,
     ) -> None:
         if width < BARCODE_WIDTH:
             raise ValueError(
@@ -106,9 +110,11 @@ class SyntheticSource(FrameSource):
                 backend=self.backend,
                 simulated=True,
                 pixel_format=pixel_format,
-            )
+            ),
+            queue_size,
         )
         self._clock = clock
+        self.buffers = max(1, buffers)
         self._period_ns = round(1e9 / fps)
         self._start_ns = 0
         self._bg_rgb: np.ndarray | None = None
@@ -120,7 +126,9 @@ class SyntheticSource(FrameSource):
         """``count`` simulated cameras, ids ``synthetic0``, ``synthetic1``, ..."""
         return [
             CameraDescriptor(
-                id=f"synthetic{i}", name=f"Simulated camera {i}", backend=cls.backend,
+                id=f"synthetic{i}",
+                name=f"Simulated camera {i}",
+                backend=cls.backend,
                 simulated=True,
             )
             for i in range(count)
@@ -128,7 +136,8 @@ class SyntheticSource(FrameSource):
 
     # -- life cycle --------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Pre-render the background (tens of ms at 720p). `open()` runs it on a thread."""
+        """Pre-render the background (tens of ms at 720p); `open()` runs it on the device
+        thread."""
         info = self.info
         if self._bg_rgb is None and self._bg_yuv is None:
             rgb = _render_background_rgb(info.width, info.height)
@@ -137,12 +146,29 @@ class SyntheticSource(FrameSource):
             else:
                 self._bg_rgb = rgb
 
-    async def _open(self) -> None:
-        await asyncio.to_thread(self.prepare)
+    def _device_open(self) -> CameraInfo:
+        self.prepare()
         self._start_ns = self._clock()
+        return self.info
 
-    async def _close(self) -> None:
+    def _device_close(self) -> None:
         return None
+
+    def _device_loop(self) -> None:
+        period, start, clock, stop = self._period_ns, self._start_ns, self._clock, self._stop
+        slot = 0
+        while not stop.is_set():
+            due = start + slot * period
+            now = clock()
+            if now < due:
+                if stop.wait((due - now) / 1e9):
+                    return
+                now = clock()
+            # Late by more than the device's buffers: the oldest slots are gone (a gap).
+            slot = max(slot, (now - start) // period - self.buffers + 1)
+            if not self._emit(self.make_frame(slot, start + slot * period)):
+                return
+            slot += 1
 
     @property
     def period_ns(self) -> int:
@@ -181,28 +207,3 @@ class SyntheticSource(FrameSource):
             sequence=counter,
             pixel_format=self.info.pixel_format,
         )
-
-    async def frames(self) -> AsyncIterator[Frame]:
-        """Frames in real time until `close()`; a late consumer sees sequence gaps."""
-        if not self.is_open:
-            await self.open()
-        period, start, clock = self._period_ns, self._start_ns, self._clock
-        slot = 0
-        while self.is_open:
-            due = start + slot * period
-            now = clock()
-            if now < due:
-                await asyncio.sleep((due - now) / 1e9)
-                if not self.is_open:
-                    break
-                now = clock()
-            current = (now - start) // period
-            if current > slot:  # the consumer missed whole slots: the "camera" dropped them
-                if self.stats.frames_delivered:  # (before the first frame nothing was lost)
-                    self.stats.dropped_device_gap += current - slot
-                slot = current
-            frame = self.make_frame(slot, now)
-            self.stats.frames_captured += 1
-            self.stats.frames_delivered += 1
-            yield frame
-            slot += 1
