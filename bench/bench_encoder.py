@@ -5,11 +5,11 @@ synthetic frames:
 
 1. **PyAV alone**: encode + mux into a fragmented MP4 as fast as possible, on one thread, no
    queue, no event loop (frames/s).
-2. **Our pipeline**: an asyncio loop paces frames at a target rate and `submit()`s them to
-   `PyAVEncoder` (bounded queue -> encoder thread -> fragmented MP4). The highest rate it
-   sustains with zero drops (binary search). "Sustains" uses a short queue (8 frames) so an
-   encoder that is slower than the rate overflows within the run instead of hiding the backlog
-   in a long queue.
+2. **Our pipeline**: an asyncio loop paces frames at a target rate and `submit()`s them to a
+   `SinkWriter` running an `Mp4Sink` (bounded bridge -> writer thread -> fragmented MP4 and its
+   timing CSV). The highest rate it sustains with zero drops (binary search). "Sustains" uses a
+   short queue (8 frames) so an encoder that is slower than the rate overflows within the run
+   instead of hiding the backlog in a long queue.
 
 Usage: .venv/bin/python bench/bench_encoder.py [--width W --height H --seconds S --json]
 """
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import av
 
-from rpi_logger.io.encoders import PyAVEncoder, PyAVSettings
-from rpi_logger.io.encoders.pyav_encoder import mp4_muxer_options
-from rpi_logger.modules.cameras.frames import Frame
+from rpi_logger.io.sinks import SinkWriter
+from rpi_logger.io.sinks.video import Mp4Sink, VideoSettings, mp4_muxer_options
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
+from rpi_logger.samples import Frame
 
 QUEUE = 8
 
@@ -42,8 +42,8 @@ def make_frames(width: int, height: int, n: int) -> list[Frame]:
     return [src.make_frame(k, 10**12 + k * 33_333_333) for k in range(n)]
 
 
-def pyav_alone(frames: list[Frame], settings: PyAVSettings, path: Path, count: int) -> float:
-    """Frames/s of PyAV encoding + muxing alone, same options as `PyAVEncoder`."""
+def pyav_alone(frames: list[Frame], settings: VideoSettings, path: Path, count: int) -> float:
+    """Frames/s of PyAV encoding + muxing alone, same options as `Mp4Sink`."""
     width, height = frames[0].width, frames[0].height
     with open(path, "wb", buffering=0) as fh:
         out = av.open(fh, "w", format="mp4", options=mp4_muxer_options(settings.fragment_s))
@@ -68,13 +68,23 @@ def pyav_alone(frames: list[Frame], settings: PyAVSettings, path: Path, count: i
         return count / (time.perf_counter() - t0)
 
 
-async def pipeline_run(frames: list[Frame], settings: PyAVSettings, path: Path, fps: float,
-                       seconds: float) -> dict[str, float]:
+async def pipeline_run(
+    frames: list[Frame], settings: VideoSettings, path: Path, fps: float, seconds: float
+) -> dict[str, float]:
     """Submit frames paced at ``fps`` from the loop for ``seconds``; drops and loop lateness."""
-    enc = PyAVEncoder(settings, queue_size=QUEUE)
     period = 1e9 / fps
     start = time.monotonic_ns()
-    await enc.open(path, frames[0].width, frames[0].height, fps, start)
+    sink = Mp4Sink(
+        path,
+        path.with_suffix(".csv"),
+        width=frames[0].width,
+        height=frames[0].height,
+        fps=fps,
+        origin_ns=start,
+        settings=settings,
+    )
+    writer = SinkWriter(sink, max_queue=QUEUE, overflow="drop", name="bench")
+    await writer.astart()
     n = int(fps * seconds)
     late_max = 0
     for k in range(n):
@@ -85,22 +95,23 @@ async def pipeline_run(frames: list[Frame], settings: PyAVSettings, path: Path, 
             now = time.monotonic_ns()
         late_max = max(late_max, now - due)
         f = frames[k % len(frames)]
-        enc.submit(Frame(f.image, now, 0.0, None, k))
+        writer.submit(Frame(f.image, now, 0.0, None, k))
     t_close = time.perf_counter()
-    stats = await enc.close()
+    stats = await writer.aclose()
     return {
         "fps": fps,
-        "submitted": stats.frames_submitted,
-        "written": stats.frames_written,
+        "submitted": stats.accepted + stats.dropped,
+        "written": sink.frames,
         "dropped": stats.dropped,
         "loop_late_max_ms": late_max / 1e6,
         "close_s": time.perf_counter() - t_close,
-        "encode_ms_mean": stats.encode_ns_mean / 1e6,
+        "encode_ms_mean": sink.encode_ns_total / max(1, sink.frames) / 1e6,
     }
 
 
-async def highest_sustained(frames: list[Frame], settings: PyAVSettings, path: Path,
-                            ceiling: float, seconds: float) -> tuple[float, list[dict]]:
+async def highest_sustained(
+    frames: list[Frame], settings: VideoSettings, path: Path, ceiling: float, seconds: float
+) -> tuple[float, list[dict]]:
     """Binary search for the highest rate with zero drops."""
     lo, hi = 0.0, ceiling * 1.2
     runs = []
@@ -108,8 +119,11 @@ async def highest_sustained(frames: list[Frame], settings: PyAVSettings, path: P
     while hi - lo > max(2.0, 0.03 * hi):
         r = await pipeline_run(frames, settings, path, probe, seconds)
         runs.append(r)
-        print(f"  pipeline at {probe:6.1f} fps: {r['dropped']:.0f} dropped, "
-              f"loop late max {r['loop_late_max_ms']:.1f} ms", file=sys.stderr)
+        print(
+            f"  pipeline at {probe:6.1f} fps: {r['dropped']:.0f} dropped, "
+            f"loop late max {r['loop_late_max_ms']:.1f} ms",
+            file=sys.stderr,
+        )
         if r["dropped"] == 0:
             lo = probe
         else:
@@ -123,11 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--seconds", type=float, default=3.0, help="length of each pipeline run")
-    p.add_argument("--preset", default=PyAVSettings().preset)
-    p.add_argument("--tune", default=PyAVSettings().tune)
+    p.add_argument("--preset", default=VideoSettings().preset)
+    p.add_argument("--tune", default=VideoSettings().tune)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    settings = PyAVSettings(preset=args.preset, tune=args.tune or None)
+    settings = VideoSettings(preset=args.preset, tune=args.tune or None)
     frames = make_frames(args.width, args.height, 60)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.mp4"
@@ -153,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(f"{result['resolution']} {settings.preset}/{settings.tune}, {os.cpu_count()} CPUs")
-        print(f"  PyAV encoder alone        : {alone:7.1f} frames/s "
-              f"(before {before:.1f}, after {after:.1f})")
+        print(
+            f"  PyAV encoder alone        : {alone:7.1f} frames/s "
+            f"(before {before:.1f}, after {after:.1f})"
+        )
         print(f"  pipeline, zero drops, max : {best:7.1f} frames/s")
         print(f"  ratio                     : {best / alone:7.3f}")
     return 0

@@ -16,18 +16,22 @@ from rpi_logger.modules.cameras.barcode import read_video_barcodes
 CHILD = textwrap.dedent(
     """
     import asyncio, sys, time
-    from rpi_logger.io.encoders import PyAVEncoder
+    from pathlib import Path
+    from rpi_logger.io.sinks import SinkWriter
+    from rpi_logger.io.sinks.video import Mp4Sink
     from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
 
     async def main(path):
         src = SyntheticSource(width=640, height=480, fps=30)
-        enc = PyAVEncoder()
         await src.open()
         start = time.monotonic_ns()
-        await enc.open(path, 640, 480, 30, start)
+        sink = Mp4Sink(path, Path(path).with_suffix(".csv"), width=640, height=480, fps=30,
+                       origin_ns=start)
+        writer = SinkWriter(sink, max_queue=30, overflow="drop")
+        await writer.astart()
         print(start, flush=True)
         async for frame in src:
-            enc.submit(frame)
+            writer.submit(frame)
 
     asyncio.run(main(sys.argv[1]))
     """
@@ -36,8 +40,9 @@ CHILD = textwrap.dedent(
 
 def test_kill_9_keeps_all_but_the_last_second(tmp_path: Path) -> None:
     path = tmp_path / "crash.mp4"
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         assert line.strip(), "child did not start recording"
