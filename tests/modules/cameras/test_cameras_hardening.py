@@ -10,6 +10,7 @@ import asyncio
 import csv
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,11 @@ from tests.modules.cameras.module_process import assert_healthy, running_module
 from rpi_logger.core.supervisor import ModuleError
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
-from rpi_logger.modules.cameras.frames import CameraInfo, Frame
+from rpi_logger.modules.cameras.frames import CameraInfo
 from rpi_logger.modules.cameras.pipeline import CameraPipeline
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
 from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
+from rpi_logger.samples import Frame
 
 PERIOD_NS = 33_333_333
 
@@ -35,26 +37,11 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _window(trial: int, start_ns: int, origin_ns: int | None = None, part: int = 1) -> Any:
+def _window(trial: int, start_ns: int, origin_ns: int | None = None, part: int = 1) -> TrialWindow:
     """A trial window; with `origin_ns`, the window of a module that rejoined mid-trial."""
     if origin_ns is None:
         return TrialWindow(trial, start_ns, part=part)
-    try:
-        return TrialWindow(trial, start_ns, part=part, origin_ns=origin_ns)  # type: ignore[call-arg]
-    except TypeError:  # a TrialWindow without origin_ns yet: the same thing, duck-typed
-
-        class _Rejoined:
-            def __init__(self) -> None:
-                self.trial, self.start_ns, self.part, self.origin_ns = (
-                    trial, start_ns, part, origin_ns)
-                self.label = None
-                self.stop_ns: int | None = None
-                self.stem = TrialWindow(trial, start_ns, part=part).stem
-
-            def accepts(self, t: int) -> bool:
-                return t >= self.start_ns and (self.stop_ns is None or t < self.stop_ns)
-
-        return _Rejoined()
+    return TrialWindow(trial, start_ns, part=part, origin_ns=origin_ns)
 
 
 async def _synthetic(width: int = 640, height: int = 480) -> SyntheticSource:
@@ -75,9 +62,18 @@ async def _feed(pipeline: CameraPipeline, frames: list[Frame]) -> None:
 
 def test_unknown_ffmpeg_codec_fails_at_configure_in_one_line(tmp_path: Path) -> None:
     result = run_cli(
-        "record", "--simulate", "--modules", "cameras", "--duration", "2",
-        "--data-dir", str(tmp_path),
-        "--set", "cameras.encoder=ffmpeg", "--set", "cameras.ffmpeg_codec=nonexistent_codec",
+        "record",
+        "--simulate",
+        "--modules",
+        "cameras",
+        "--duration",
+        "2",
+        "--data-dir",
+        str(tmp_path),
+        "--set",
+        "cameras.encoder=ffmpeg",
+        "--set",
+        "cameras.ffmpeg_codec=nonexistent_codec",
     )
     assert result.returncode != 0
     assert "ffmpeg has no encoder 'nonexistent_codec'" in result.stderr
@@ -88,9 +84,20 @@ def test_unknown_ffmpeg_codec_fails_at_configure_in_one_line(tmp_path: Path) -> 
 def test_encoder_dying_at_run_time_marks_the_file_interrupted(tmp_path: Path) -> None:
     """h264_nvenc is listed by ffmpeg but cannot open without an NVIDIA GPU: ffmpeg exits."""
     result = run_cli(
-        "record", "--simulate", "--modules", "cameras", "--duration", "2",
-        "--data-dir", str(tmp_path), "--set", "cameras.synthetic_count=1",
-        "--set", "cameras.encoder=ffmpeg", "--set", "cameras.ffmpeg_codec=h264_nvenc",
+        "record",
+        "--simulate",
+        "--modules",
+        "cameras",
+        "--duration",
+        "2",
+        "--data-dir",
+        str(tmp_path),
+        "--set",
+        "cameras.synthetic_count=1",
+        "--set",
+        "cameras.encoder=ffmpeg",
+        "--set",
+        "cameras.ffmpeg_codec=h264_nvenc",
     )
     if "ffmpeg has no encoder 'h264_nvenc'" in result.stderr:
         pytest.skip("this ffmpeg has no h264_nvenc to fail with")
@@ -118,7 +125,7 @@ async def test_rejoined_part_is_timed_from_the_trial_origin(tmp_path: Path, kind
     origin = time.monotonic_ns() - 6_000_000_000  # the trial began 6 s ago
     start = origin + 4_321_000_000  # this part (after a restart) keeps frames from here on
     window = _window(1, start, origin, part=2)
-    await pipeline.start_trial(window, tmp_path, tmp_path)
+    await pipeline.start_trial(window, tmp_path)
     frames = [src.make_frame(k, start + 1_000_000 + k * PERIOD_NS) for k in range(45)]
     await _feed(pipeline, frames)
     window.stop_ns = frames[-1].t_mono_ns + 1
@@ -140,21 +147,23 @@ async def test_frames_queued_before_a_late_stop_are_not_written(tmp_path: Path) 
     pipeline._opened.set()
     start = time.monotonic_ns()
     window = _window(1, start)
-    await pipeline.start_trial(window, tmp_path, tmp_path)
-    rec = pipeline._recording
-    assert rec is not None
-    encoder = rec.encoder
-    release = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    real_encode = encoder._thread_encode  # type: ignore[attr-defined]
+    await pipeline.start_trial(window, tmp_path)
+    stream = pipeline._stream
+    assert stream is not None
+    sink = stream.sink
+    busy, release = threading.Event(), threading.Event()
+    real_write = sink.write
 
-    def slow_encode(*args: Any) -> None:  # the encoder thread is busy (a slow machine)
-        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
-        real_encode(*args)
+    def slow_write(batch: Any) -> None:  # the writer thread is busy (a slow machine)
+        busy.set()
+        release.wait(10)
+        real_write(batch)
 
-    encoder._thread_encode = slow_encode  # type: ignore[method-assign]
+    sink.write = slow_write  # type: ignore[method-assign]
     frames = [src.make_frame(k, start + 1_000_000 + k * PERIOD_NS) for k in range(20)]
-    for f in frames:  # all queued: nothing encoded yet
+    pipeline._on_frame(frames[0])
+    assert await asyncio.to_thread(busy.wait, 10)  # the writer holds frame 0...
+    for f in frames[1:]:  # ...while the rest queue up
         pipeline._on_frame(f)
     stop = frames[8].t_mono_ns  # the trial stopped before frame 8 was captured
     window.stop_ns = stop
@@ -181,7 +190,7 @@ async def test_a_stop_before_the_start_is_an_empty_window_closed_cleanly(
     origin = time.monotonic_ns() - 3_000_000_000
     start = origin + 2_000_000_000
     window = _window(1, start, origin, part=2)
-    await pipeline.start_trial(window, tmp_path, tmp_path)
+    await pipeline.start_trial(window, tmp_path)
     window.stop_ns = start - 500_000_000  # the trial stopped while this part was starting
     await _feed(pipeline, [src.make_frame(k, start + k * PERIOD_NS) for k in range(10)])
     record = await asyncio.wait_for(pipeline.stop_trial(), 30)
@@ -196,13 +205,14 @@ async def test_a_stop_before_the_start_is_an_empty_window_closed_cleanly(
 
 
 class _HandOffSource(ThreadedSource):
-    """A ThreadedSource whose hand-off the test drives directly (no device thread)."""
+    """A ThreadedSource whose hand-off the test drives directly (the device thread idles)."""
 
     backend = "synthetic"
 
     def __init__(self) -> None:
-        super().__init__(CameraInfo("handoff", "handoff", 640, 480, 30.0, "synthetic", True),
-                         queue_size=2)
+        super().__init__(
+            CameraInfo("handoff", "handoff", 640, 480, 30.0, "synthetic", True), queue_size=2
+        )
 
     def _device_open(self) -> CameraInfo:
         return self.info
@@ -223,22 +233,21 @@ async def test_capture_hand_off_drops_are_counted_not_taken_for_device_gaps(
     pipeline = CameraPipeline(source, {"encoder": "pyav"})
     pipeline._opened.set()
     start = time.monotonic_ns()
-    await pipeline.start_trial(_window(1, start), tmp_path, tmp_path)
+    await pipeline.start_trial(_window(1, start), tmp_path)
     frames = [synth.make_frame(k, start + 1_000_000 + k * PERIOD_NS) for k in range(12)]
-    queue = source._queue
-    assert queue is not None
+    delivered = aiter(source.frames())
 
-    async def consume() -> None:
-        while not queue.empty():
-            pipeline._on_frame(queue.get_nowait())
+    async def consume(n: int) -> None:
+        for _ in range(n):
+            pipeline._on_frame(await anext(delivered))
 
-    for f in frames[:10]:  # the loop is busy: the hand-off holds 2, drops 8 (seq 2..9)
-        source._deliver(f)
+    for f in frames[:10]:  # the loop is busy: the hand-off holds 2, loses 8 (seq 2..9)
+        assert source._emit(f)
     assert source.stats.dropped_queue_overflow == 8
-    await consume()
-    for f in frames[10:]:
-        source._deliver(f)
-        await consume()
+    await consume(2)
+    for f in frames[10:]:  # the next frame through tells the loop which ones were lost
+        source._emit(f)
+        await consume(1)
     status = pipeline.status()
     assert status["dropped_capture_overflow"] == 8 and status["dropped"] == 8
     assert status["dropped_device_gap"] == 0
@@ -250,6 +259,45 @@ async def test_capture_hand_off_drops_are_counted_not_taken_for_device_gaps(
     assert causes["capture_overflow"] == 8
     assert causes["device_sequence_gap"] == 0
     assert record.dropped == 8
+
+
+def _stall(seconds: float) -> None:
+    """Block the calling thread: called from the loop, a stalled event loop."""
+    time.sleep(seconds)
+
+
+async def test_a_stalled_loop_loses_frames_in_the_hand_off_not_at_the_camera(
+    tmp_path: Path,
+) -> None:
+    """The loop stops for half a second: the camera thread keeps its pace, the full hand-off
+    loses the frames the loop did not take, and they are counted as capture overflow (in the
+    status and in the manifest record), not as frames the camera skipped."""
+    src = SyntheticSource(width=640, height=480, fps=30, queue_size=2)
+    pipeline = CameraPipeline(src, {"encoder": "pyav"})
+    async with asyncio.TaskGroup() as tg:
+        capture = tg.create_task(pipeline.capture())
+        await pipeline.wait_open()
+        window = _window(1, time.monotonic_ns())
+        await pipeline.start_trial(window, tmp_path)
+        await asyncio.sleep(0.5)
+        _stall(0.5)
+        await asyncio.sleep(0.5)
+        status = pipeline.status()
+        window.stop_ns = time.monotonic_ns()
+        record = await pipeline.stop_trial()
+        capture.cancel()
+    assert record is not None and record.timing is not None
+    causes = record.extra["dropped_by_cause"]
+    assert causes["capture_overflow"] >= 8, causes  # ~15 slots in 0.5 s, the hand-off holds 2
+    assert causes["device_sequence_gap"] <= 2, causes  # the camera's thread was never stalled
+    assert record.dropped == sum(causes.values())
+    assert status["dropped_capture_overflow"] >= 8
+    assert status["dropped_capture_overflow"] <= causes["capture_overflow"]
+    # What is in the file, plus what was lost, is every capture slot of the trial.
+    counters = [d.counter for d in read_video_barcodes(record.path).frames]
+    assert len(counters) == record.frames == len(_rows(record.timing))
+    holes = counters[-1] - counters[0] + 1 - len(counters)
+    assert holes == causes["capture_overflow"] + causes["device_sequence_gap"]
 
 
 # ------------------------------------------------------------------ C: a full disk
@@ -289,17 +337,18 @@ async def test_timing_file_failure_stops_the_video_and_marks_it(tmp_path: Path) 
     pipeline._opened.set()
     start = time.monotonic_ns()
     window = _window(1, start)
-    await pipeline.start_trial(window, tmp_path, tmp_path)
-    rec = pipeline._recording
-    assert rec is not None
+    await pipeline.start_trial(window, tmp_path)
+    stream = pipeline._stream
+    assert stream is not None
+    sink = stream.sink
     frames = [src.make_frame(k, start + 1_000_000 + k * PERIOD_NS) for k in range(90)]
     await _feed(pipeline, frames[:40])
     async with asyncio.timeout(20):  # the first second is encoded (one fragment in the file)
         while True:
-            if rec.encoder.stats.frames_written >= 40:
+            if stream.written >= 40:
                 break
             await asyncio.sleep(0.02)
-    await asyncio.to_thread(rec.timing.flush_blocking, 10.0)
+    timing = sink._timing  # type: ignore[attr-defined]
 
     class Full:
         def __init__(self, f: Any) -> None:
@@ -311,13 +360,13 @@ async def test_timing_file_failure_stops_the_video_and_marks_it(tmp_path: Path) 
         def __getattr__(self, name: str) -> Any:
             return getattr(self._f, name)
 
-    rec.timing._file = Full(rec.timing._file)  # type: ignore[assignment]
+    timing._file = Full(timing._file)
     await _feed(pipeline, frames[40:])
     window.stop_ns = frames[-1].t_mono_ns + 1
     record = await asyncio.wait_for(pipeline.stop_trial(), 30)
     assert record is not None and record.timing is not None
     assert record.extra["status"] == "interrupted"
-    assert f"disk full: {record.timing}" in record.extra["error"]
+    assert record.extra["error"] == f"disk full: {record.timing}"
     rows = _rows(record.timing)
     scan = read_video_barcodes(record.path)
     assert 0 < len(scan.frames) <= len(rows) < 90  # the video never got ahead of its rows
@@ -333,6 +382,6 @@ async def test_camera_that_cannot_open_its_files_is_one_clear_error(tmp_path: Pa
         (disk / "m").mkdir()
         await asyncio.to_thread(fill, disk)
         with pytest.raises(Exception, match=r"^camera synthetic0: disk full: ") as info:
-            await pipeline.start_trial(_window(1, time.monotonic_ns()), disk / "m", disk)
+            await pipeline.start_trial(_window(1, time.monotonic_ns()), disk / "m")
         assert "\n" not in str(info.value)
         assert not isinstance(info.value, ModuleError)

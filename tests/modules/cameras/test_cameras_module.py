@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import csv
 import itertools
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -21,8 +25,9 @@ from tests.io.encoders.camera_video_checks import ffprobe_pts
 from rpi_logger.core.master import Master, MasterConfig
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
-from rpi_logger.modules.cameras.frames import CameraInfo, Frame, FrameSource
+from rpi_logger.modules.cameras.frames import CameraInfo, FrameSource
 from rpi_logger.modules.cameras.pipeline import CameraPipeline
+from rpi_logger.samples import Frame
 from rpi_logger.tools.verify import verify_session
 
 
@@ -31,20 +36,36 @@ def _timing(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@contextlib.contextmanager
+def busy_cpus() -> Iterator[None]:
+    """Every core kept busy by another process (spinning Python), for the block's duration."""
+    spin = [sys.executable, "-c", "while True: pass"]
+    procs = [subprocess.Popen(spin) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+
+
 @pytest.mark.parametrize("encoder", ["pyav", "ffmpeg"])
 def test_five_second_trial_two_cameras_every_frame_exact(tmp_path: Path, encoder: str) -> None:
-    result = run_cli(
-        "record",
-        "--modules",
-        "cameras",
-        "--duration",
-        "5",
-        "--simulate",
-        "--data-dir",
-        str(tmp_path),
-        "--set",
-        f"cameras.encoder={encoder}",
-    )
+    """Even with every core busy with another process, nothing is lost: the simulated cameras
+    render on their own threads, on the host clock, whatever the event loop does."""
+    with busy_cpus():
+        result = run_cli(
+            "record",
+            "--modules",
+            "cameras",
+            "--duration",
+            "5",
+            "--simulate",
+            "--data-dir",
+            str(tmp_path),
+            "--set",
+            f"cameras.encoder={encoder}",
+        )
     assert result.returncode == 0, result.stderr
     session = Path(result.stdout.strip().splitlines()[-1])
     manifest = json.loads((session / "session.json").read_text())
@@ -58,17 +79,13 @@ def test_five_second_trial_two_cameras_every_frame_exact(tmp_path: Path, encoder
         scan = read_video_barcodes(session / entry["path"])
         assert scan.error is None
         frames = scan.frames
-        # Every frame captured in the trial is in the file: 5 s at 30 fps. The recording path
-        # loses none; only a simulated camera starved of CPU (a busy test machine) may skip
-        # capture slots, and those are counted as device gaps.
+        # Every frame of the trial is in the file: 5 s at 30 fps (a 151st slot only fits when
+        # one falls within 50 ns of the start), none dropped, none skipped.
         assert len(frames) == len(rows) == entry["frames"]
-        causes = entry["dropped_by_cause"]
-        gaps = causes["device_sequence_gap"]
-        assert entry["dropped"] == gaps, causes
-        assert 135 <= len(frames) + gaps <= 151 and gaps <= 5
+        assert 150 <= len(frames) <= 151, (len(frames), entry["dropped_by_cause"])
+        assert entry["dropped"] == 0 and not any(entry["dropped_by_cause"].values()), entry
         counters = [f.counter for f in frames]
-        assert counters[-1] - counters[0] + 1 == len(frames) + gaps
-        assert all(b > a for a, b in itertools.pairwise(counters))
+        assert counters == list(range(counters[0], counters[0] + len(counters)))
         for frame, row in zip(frames, rows, strict=True):
             t = int(row["t_mono_ns"])
             assert frame.ms == ms_of(t)  # the picture is the one captured at t_mono_ns
@@ -137,7 +154,7 @@ async def test_previews_are_small_jpegs(tmp_path: Path) -> None:
     config = MasterConfig(data_dir=tmp_path, simulate=True, state_path=tmp_path / "s.json")
     previews: list[dict] = []
     async with Master(config) as master:
-        master.listeners.append(
+        master.events.add_listener(
             lambda ev: previews.append(ev) if ev["event"] == "preview" else None
         )
         await master.start_modules(["Cameras"])
@@ -206,7 +223,7 @@ async def test_device_sequence_gaps_are_counted_as_drops(tmp_path: Path) -> None
     source = _GappySource()
     pipeline = CameraPipeline(source, {"encoder": "pyav"})
     pipeline._opened.set()  # as capture() does once the source is open
-    await pipeline.start_trial(TrialWindow(1, 0), tmp_path, tmp_path)
+    await pipeline.start_trial(TrialWindow(1, 0), tmp_path)
     async for frame in source.frames():
         pipeline._on_frame(frame)
     record = await pipeline.stop_trial()

@@ -12,9 +12,16 @@ import logging
 from typing import Any
 
 from rpi_logger.framework import protocol
-from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext
+from rpi_logger.framework.base import (
+    CommandError,
+    FileRecord,
+    Module,
+    ModuleContext,
+    SessionInfo,
+)
 from rpi_logger.framework.trial import TrialWindow
-from rpi_logger.io.encoders import EncoderError, check_codec
+from rpi_logger.io.sinks.base import SinkError
+from rpi_logger.io.sinks.video import check_codec
 from rpi_logger.modules.cameras.frames import CameraDescriptor, CameraError, FrameSource
 from rpi_logger.modules.cameras.pipeline import CameraPipeline
 from rpi_logger.modules.cameras.preview import preview_event
@@ -69,7 +76,7 @@ class CamerasModule(Module):
             # A missing binary or codec must fail here, in one line, not as a trial without video.
             try:
                 await check_codec(settings["ffmpeg_codec"])
-            except EncoderError as exc:
+            except SinkError as exc:
                 raise CommandError(str(exc), protocol.BAD_ARGS) from None
         self.config = settings
         backend = "synthetic" if simulate else settings["backend"]
@@ -145,19 +152,24 @@ class CamerasModule(Module):
                     continue
                 await self.emit(protocol.EV_PREVIEW, data)
 
+    async def start_session(self, session: SessionInfo) -> dict[str, Any]:
+        """Ready to record means capturing: a trial started from now on has every frame from
+        its start (a camera that cannot open says so in its status)."""
+        for result in await asyncio.gather(
+            *(cam.wait_open() for cam in self.cameras.values()), return_exceptions=True
+        ):
+            if isinstance(result, Exception):
+                log.warning("%s", result)
+        return {}
+
     async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
         assert self.session is not None
-        records = await asyncio.gather(
-            *(
-                cam.start_trial(window, self.session.module_dir, self.session.directory)
-                for cam in self.cameras.values()
-            ),
+        folder, announce = self.session.module_dir, self.announce_file
+        results = await asyncio.gather(
+            *(cam.start_trial(window, folder, announce) for cam in self.cameras.values()),
             return_exceptions=True,
         )
-        errors = [r for r in records if isinstance(r, BaseException)]
-        for record in records:
-            if isinstance(record, FileRecord):
-                await self.announce_file(record)
+        errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             # Close what did open: a trial with a missing camera is not a trial to keep going.
             await self.stop_trial(window)

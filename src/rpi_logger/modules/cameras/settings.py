@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 from rpi_logger.config import Setting
+from rpi_logger.io.sinks.video import SINKS, VideoSettings
+
+_VIDEO = VideoSettings()  # the encoder defaults live there
 
 SETTINGS = (
-    Setting("backend", str, "auto", "camera backend",
-            choices=["auto", "synthetic", "opencv", "picamera2"]),
+    Setting(
+        "backend",
+        str,
+        "auto",
+        "camera backend",
+        choices=["auto", "synthetic", "opencv", "picamera2"],
+    ),
     Setting("devices", str, None, "comma-separated camera ids; empty for all"),
     Setting("synthetic_count", int, 2, "simulated cameras offered", min=1, max=8),
     Setting("width", int, 1280, "frame width in pixels", min=512, max=4096),
     Setting("height", int, 720, "frame height in pixels", min=32, max=3072),
     Setting("fps", float, 30.0, "frames per second", min=1, max=240),
-    Setting("encoder", str, "pyav", "video encoder", choices=["pyav", "ffmpeg"]),
-    Setting("ffmpeg_codec", str, "libx264", "encoder used by the ffmpeg option"),
-    Setting("crf", int, 23, "x264 constant quality (lower is better)", min=0, max=51),
-    Setting("preset", str, "superfast", "x264 preset",
-            choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]),
-    Setting("threads", int, 0, "encoder threads (0: automatic)", min=0, max=16),
+    Setting("encoder", str, _VIDEO.encoder, "video encoder", choices=list(SINKS)),
+    Setting("ffmpeg_codec", str, _VIDEO.codec, "encoder used by the ffmpeg option"),
+    Setting("crf", int, _VIDEO.crf, "x264 constant quality (lower is better)", min=0, max=51),
+    Setting(
+        "preset",
+        str,
+        _VIDEO.preset,
+        "x264 preset",
+        choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"],
+    ),
+    Setting("threads", int, _VIDEO.threads, "encoder threads (0: automatic)", min=0, max=16),
     Setting("queue_size", int, 0, "encoder queue in frames (0: one second)", min=0, max=1000),
     Setting("preview_fps", float, 5.0, "preview frames per second (0: off)", min=0, max=30),
     Setting("preview_width", int, 320, "preview width in pixels", min=64, max=1280),

@@ -1,0 +1,242 @@
+"""One stream of samples recorded for one trial: what every module would otherwise copy.
+
+A module hands a `TrialStream` the trial's window, a sink (a CSV, a video, ...) and the file's
+manifest record; the stream owns the rest:
+
+- **The window.** `offer(sample)` (on the loop, O(1)) keeps exactly the samples with
+  ``start <= t_mono_ns < stop`` (SPEC §6), and the writer thread discards samples still queued
+  when the stop turns out to lie before them (the stop can become known after they were offered):
+  nothing captured at or after the stop reaches the file.
+- **The writer.** A `SinkWriter` runs the sink on its worker thread (or inline, in the process's
+  blocking mode); a full queue drops the sample rather than wait.
+- **Drops by cause**, for the manifest and the status: ``device_sequence_gap`` (sequence numbers
+  the device skipped, counted once, by `SequenceGapCounter`), ``capture_overflow`` (the source's
+  hand-off to the loop was full: `lost`), ``queue_overflow`` (the writer's queue was full),
+  ``timestamp`` (a sample not later than the one before) and ``encoder_error`` (refused or
+  discarded after the sink failed).
+- **The record.** `open` announces it (so a crash lists the file as interrupted); `close` fills
+  in ``frames`` (samples written), ``dropped`` and ``dropped_by_cause``, and on a failure
+  ``"status": "interrupted"`` with the one-line ``"error"`` (reported once by the writer).
+
+A sink with a loop side (`LoopSide`: ffmpeg's process) has it started before the writer opens
+the sink and ended after the writer closed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from rpi_logger.framework.base import FileRecord
+from rpi_logger.framework.gaps import SequenceGapCounter
+from rpi_logger.framework.trial import TrialWindow
+from rpi_logger.io.bridge import Overflow
+from rpi_logger.io.sinks.base import Sink, SinkError, describe_write_error
+from rpi_logger.io.sinks.writer import SinkWriter, WriterStats
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The `dropped_by_cause` keys of a file record, in manifest order.
+DROP_CAUSES = (
+    "device_sequence_gap",
+    "capture_overflow",
+    "queue_overflow",
+    "timestamp",
+    "encoder_error",
+)
+#: How long `close` waits for the writer to finish the file before declaring it interrupted.
+CLOSE_TIMEOUT_S = 30.0
+
+
+@runtime_checkable
+class LoopSide(Protocol):
+    """A sink that also needs the event loop: started before it is opened, ended after it is
+    closed (`astop` raises `SinkError` with the reason when the loop side failed)."""
+
+    async def astart(self) -> None: ...
+
+    async def astop(self) -> None: ...
+
+
+def _t_mono_ns(sample: Any) -> int:
+    return sample.t_mono_ns
+
+
+class _InWindow(Sink[T]):
+    """The sink as the trial sees it: samples queued past the stop never reach it."""
+
+    def __init__(self, inner: Sink[T], stream: TrialStream[T]) -> None:
+        self.inner = inner
+        self.path = inner.path
+        self._stream = stream
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def write(self, batch: Sequence[T]) -> None:
+        stream = self._stream
+        stop = stream.window.stop_ns
+        if stop is not None and batch and stream.time_of(batch[-1]) >= stop:
+            kept = [s for s in batch if stream.time_of(s) < stop]
+            stream.after_stop += len(batch) - len(kept)
+            batch = kept
+        if batch:
+            self.inner.write(batch)
+            stream.written += len(batch)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def sync(self) -> None:
+        self.inner.sync()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+class TrialStream(Generic[T]):
+    """One sink's samples during one trial. See the module docstring.
+
+    ``time_of(sample)`` is its host time (default ``sample.t_mono_ns``); ``sequence_of``, when
+    given, its device sequence number (for gap counting). `offer`, `lost`, `status` run on the
+    loop; `open` and `close` are awaited there.
+    """
+
+    def __init__(
+        self,
+        window: TrialWindow,
+        sink: Sink[T],
+        record: FileRecord,
+        *,
+        name: str,
+        max_items: int,
+        overflow: Overflow = "drop",
+        time_of: Callable[[T], int] = _t_mono_ns,
+        sequence_of: Callable[[T], int] | None = None,
+        flush_interval_s: float = 1.0,
+        fsync_interval_s: float = 1.0,
+    ) -> None:
+        self.window = window
+        self.sink = sink
+        self.record = record
+        self.name = name
+        self.time_of = time_of
+        self.sequence_of = sequence_of
+        self.written = 0  # samples handed to the sink (writer thread)
+        self.after_stop = 0  # queued samples discarded at the stop (not drops)
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_CAUSES, 0)
+        self._gaps = SequenceGapCounter()
+        self._last_t: int | None = None
+        self._writer: SinkWriter[T] = SinkWriter(
+            _InWindow(sink, self),
+            max_queue=max_items,
+            overflow=overflow,
+            flush_interval_s=flush_interval_s,
+            fsync_interval_s=fsync_interval_s,
+            name=name,
+        )
+
+    async def open(
+        self, announce: Callable[[FileRecord], Awaitable[None]] | None = None
+    ) -> FileRecord:
+        """Start the sink's loop side and its writer (which opens it), then announce the
+        record. Raises `SinkError` (one line) when the file cannot be created."""
+        loop_side = self.sink if isinstance(self.sink, LoopSide) else None
+        if loop_side is not None:
+            await loop_side.astart()
+        try:
+            await self._writer.astart()
+        except Exception as exc:
+            if loop_side is not None:
+                with contextlib.suppress(SinkError):  # the open failure is the one to report
+                    await loop_side.astop()
+            if isinstance(exc, SinkError):
+                raise
+            raise SinkError(describe_write_error(self.sink.path, exc)) from exc
+        if announce is not None:
+            await announce(self.record)
+        return self.record
+
+    # -- loop side, per sample -------------------------------------------------------------------
+    def offer(self, sample: T) -> bool:
+        """Queue `sample` if it belongs to the trial (O(1), never waits). False when it does not
+        belong or was dropped (counted by cause)."""
+        t = self.time_of(sample)
+        if not self.window.accepts(t):
+            return False
+        if self._last_t is not None and t <= self._last_t:
+            self.dropped["timestamp"] += 1
+            return False
+        self._last_t = t
+        if self.sequence_of is not None:
+            self.dropped["device_sequence_gap"] += self._gaps.update(self.sequence_of(sample))
+        return self._writer.submit(sample)  # a refusal is counted by the writer, by cause
+
+    def lost(self, t_mono_ns: int, sequence: int | None = None) -> None:
+        """A sample the source lost in its hand-off to the loop (capture overflow): counted if it
+        belongs to the trial, and its sequence number is no device gap."""
+        if not self.window.accepts(t_mono_ns):
+            return
+        self.dropped["capture_overflow"] += 1
+        if sequence is not None:
+            self.dropped["device_sequence_gap"] += self._gaps.update(sequence)
+
+    # -- figures -----------------------------------------------------------------------------
+    def dropped_by_cause(self, stats: WriterStats | None = None) -> dict[str, int]:
+        """Drops so far, by cause (the writer's refusals and discards included)."""
+        stats = stats or self._writer.stats()
+        return {
+            **self.dropped,
+            "queue_overflow": stats.dropped_overflow,
+            "encoder_error": stats.dropped_error,
+        }
+
+    def status(self) -> dict[str, Any]:
+        """Live figures for status events."""
+        stats = self._writer.stats()
+        causes = self.dropped_by_cause(stats)
+        return {
+            "frames": self.written,
+            "dropped": sum(causes.values()),
+            "dropped_queue_overflow": causes["queue_overflow"],
+            "dropped_capture_overflow": causes["capture_overflow"],
+            "dropped_device_gap": causes["device_sequence_gap"],
+            "queue_depth": stats.queued,
+            "recording_error": stats.error,
+        }
+
+    # -- end ---------------------------------------------------------------------------------
+    async def close(self) -> FileRecord:
+        """Finish the file (off the loop) and return its completed record. Never raises for a
+        failed file: the record then says ``"status": "interrupted"`` and why."""
+        errors: list[str] = []
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self._writer.aclose()
+        except SinkError as exc:
+            errors.append(str(exc))
+        except TimeoutError:
+            errors.append(f"{self.sink.path} not finished after {CLOSE_TIMEOUT_S:g} s")
+            log.error("%s: %s", self.name, errors[-1])
+        if isinstance(self.sink, LoopSide):
+            try:
+                await self.sink.astop()
+            except SinkError as exc:
+                errors.append(str(exc))
+        causes = self.dropped_by_cause()
+        record = self.record
+        record.frames = self.written
+        record.dropped = sum(causes.values())
+        record.extra["dropped_by_cause"] = causes
+        if errors:
+            record.extra["status"] = "interrupted"
+            record.extra["error"] = "; ".join(errors)
+        return record
