@@ -136,3 +136,29 @@ async def test_only_the_running_trials_open_files_of_a_failed_module_are_interru
     trial = session.finish_trial(now(), cut_short=False, reason=None, health={})
     assert trial.status == "interrupted"
     assert [f.status for t in session.trials for f in t.files] == ["complete", "interrupted"]
+
+
+async def test_a_full_disk_still_gets_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session folder holds a reserve the manifest can use once the writers filled the
+    disk; it is gone once the session has ended."""
+    session = await _session(tmp_path, trials=1)
+    reserve = session.directory / session_mod.RESERVE
+    assert reserve.stat().st_size == session_mod.RESERVE_BYTES
+    real = session_mod.atomic_write_text
+
+    def full_until_released(path: Path, text: str) -> None:
+        if reserve.exists():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, text)
+
+    monkeypatch.setattr(session_mod, "atomic_write_text", full_until_released)
+    session.halt("disk full", "disk full: 0.0 MB free")
+    assert await session.save()
+    assert _on_disk(session)["halted"]["reason"] == "disk full"
+    monkeypatch.setattr(session_mod, "atomic_write_text", real)
+    session2 = await _session(tmp_path / "other")
+    session2.end()
+    assert await session2.save()
+    assert [p.name for p in session2.directory.iterdir()] == ["session.json"]

@@ -35,8 +35,12 @@ FILE_STATUSES = TRIAL_STATUSES
 MODULE_STATUSES = ("ok", "failed", "stopped")
 
 
-def _stamp(data: dict[str, Any] | None) -> Stamp | None:
-    return None if data is None else Stamp(data["mono_ns"], data["wall_unix"])
+def _stamp(data: dict[str, Any]) -> Stamp:
+    return Stamp(data["mono_ns"], data["wall_unix"])
+
+
+def _stamp_or_none(data: dict[str, Any] | None) -> Stamp | None:
+    return None if data is None else _stamp(data)
 
 
 def _stamp_json(stamp: Stamp | None) -> dict[str, Any] | None:
@@ -152,14 +156,12 @@ class Trial:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Trial:
-        start = _stamp(data["start"])
-        assert start is not None
         return cls(
             data["number"],
             data.get("label"),
-            start,
+            _stamp(data["start"]),
             data["status"],
-            _stamp(data.get("stop")),
+            _stamp_or_none(data.get("stop")),
             [FileEntry.from_json(f) for f in data.get("files", [])],
             data.get("reason"),
             _health(data["health"]) if "health" in data else None,
@@ -212,20 +214,18 @@ class SessionManifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SessionManifest:
-        clock = _stamp(data["clock"])
-        assert clock is not None
         return cls(
             data["session_id"],
             data.get("label"),
             data["simulated"],
             data["host"],
             data["software"],
-            clock,
+            _stamp(data["clock"]),
             {n: ModuleStatus.from_json(m) for n, m in data["modules"].items()},
             [Trial.from_json(t) for t in data["trials"]],
             [FileEntry.from_json(f) for f in data.get("files", [])],
             _health(data["health"]),
-            _stamp(data.get("ended")),
+            _stamp_or_none(data.get("ended")),
             data.get("halted"),
             data["schema"],
         )

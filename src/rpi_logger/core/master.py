@@ -424,29 +424,18 @@ class Master:
         """Each process's figures as the session ends: loop lag from a fresh `status` reply
         (the last heartbeat's when there is none), CPU and memory from its last heartbeat."""
 
-        async def lag(entry: ModuleEntry) -> Any:
-            with contextlib.suppress(ModuleError):
-                assert entry.proc is not None
-                return (await entry.proc.request("status", timeout=2.0)).get("loop_lag_ms")
-            return None
-
-        entries = self.alive()
-        lags = dict(
-            zip(
-                (e.name for e in entries),
-                await asyncio.gather(*(lag(e) for e in entries)),
-                strict=True,
-            )
-        )
-        health = {}
-        for name, entry in self.modules.items():
+        async def final(entry: ModuleEntry) -> Health | None:
             beat = entry.proc.health.heartbeat if entry.proc else {}
-            if beat or lags.get(name):
-                health[name] = Health(
-                    lags.get(name) or beat.get("loop_lag_ms"),
-                    beat.get("cpu_percent"),
-                    beat.get("rss_mb"),
-                )
+            lag = beat.get("loop_lag_ms")
+            if entry.running and entry.proc is not None:
+                with contextlib.suppress(ModuleError):
+                    reply = await entry.proc.request("status", timeout=2.0)
+                    lag = reply.get("loop_lag_ms", lag)
+            return Health(lag, beat.get("cpu_percent"), beat.get("rss_mb")) if lag else None
+
+        entries = list(self.modules.values())
+        figures = await asyncio.gather(*(final(e) for e in entries))
+        health = {e.name: h for e, h in zip(entries, figures, strict=True) if h is not None}
         cpu, rss = await asyncio.to_thread(
             lambda: (self._process.cpu_percent(None), self._process.memory_info().rss)
         )

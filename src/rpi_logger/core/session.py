@@ -10,6 +10,8 @@ its share of a save does not grow with the number of trials.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import logging
 import platform
@@ -41,6 +43,10 @@ log = logging.getLogger("rpi_logger.session")
 _LABEL_MAX = 60
 #: Least time between two coalesced saves.
 SAVE_INTERVAL_S = 0.05
+#: Space set aside in the session folder so the manifest can still be saved on a full disk
+#: (the writers took the rest): released at the first ENOSPC, removed once the session ends.
+RESERVE = ".session.json.reserve"
+RESERVE_BYTES = 1 << 20
 
 
 def sanitize_label(label: str | None) -> str | None:
@@ -83,6 +89,8 @@ def _make_dir(data_dir: Path, base: str) -> Path:
             candidate.mkdir()
         except FileExistsError:
             continue
+        with contextlib.suppress(OSError):  # no room for a reserve: saves just go without one
+            (candidate / RESERVE).write_bytes(bytes(RESERVE_BYTES))
         return candidate.resolve()
     raise FileExistsError(f"cannot create a session folder under {data_dir}")
 
@@ -109,9 +117,15 @@ class SessionController:
         simulated: bool,
     ) -> SessionController:
         """Make the session folder and write its first manifest; OSError when either fails."""
-        directory = await asyncio.to_thread(_make_dir, data_dir, session_dir_name(started, label))
+        directory, host, software = await asyncio.to_thread(
+            lambda: (
+                _make_dir(data_dir, session_dir_name(started, label)),
+                socket.gethostname(),
+                _software(),
+            )
+        )
         manifest = SessionManifest(
-            directory.name, label, simulated, socket.gethostname(), _software(), started, modules
+            directory.name, label, simulated, host, software, started, modules
         )
         session = cls(directory, manifest)
         if not await session.save():
@@ -288,8 +302,18 @@ def _write(
         else:  # trials finish in order: the next one
             texts.append(text)
     trials = texts if current is None else [*texts, _trial_text(current)]
+    text = render(head, trials)
+    reserve = path.parent / RESERVE
     try:
-        atomic_write_text(path, render(head, trials))
+        try:
+            atomic_write_text(path, text)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not reserve.exists():
+                raise
+            reserve.unlink()  # the disk is full: the reserve makes room for the manifest
+            atomic_write_text(path, text)
     except OSError as exc:
         return texts, f"{exc.strerror or exc}"
+    if head["ended"] is not None:
+        reserve.unlink(missing_ok=True)
     return texts, None
