@@ -34,7 +34,7 @@ from rpi_logger.framework.base import FileRecord
 from rpi_logger.framework.gaps import SequenceGapCounter
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.io.bridge import Overflow
-from rpi_logger.io.sinks.base import Sink, SinkError, describe_write_error
+from rpi_logger.io.sinks.base import Sink, SinkError, SinkProxy, describe_write_error
 from rpi_logger.io.sinks.writer import SinkWriter, WriterStats
 
 log = logging.getLogger(__name__)
@@ -67,39 +67,21 @@ def _t_mono_ns(sample: Any) -> int:
     return sample.t_mono_ns
 
 
-class _InWindow(Sink[T]):
+class _InWindow(SinkProxy[T]):
     """The sink as the trial sees it: samples queued past the stop never reach it."""
 
     def __init__(self, inner: Sink[T], stream: TrialStream[T]) -> None:
-        self.inner = inner
-        self.path = inner.path
+        super().__init__(inner)
         self._stream = stream
-
-    def open(self) -> None:
-        self.inner.open()
 
     def write(self, batch: Sequence[T]) -> None:
         stream = self._stream
         stop = stream.window.stop_ns
         if stop is not None and batch and stream.time_of(batch[-1]) >= stop:
-            kept = [s for s in batch if stream.time_of(s) < stop]
-            stream.after_stop += len(batch) - len(kept)
-            batch = kept
+            batch = [s for s in batch if stream.time_of(s) < stop]
         if batch:
             self.inner.write(batch)
             stream.written += len(batch)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def sync(self) -> None:
-        self.inner.sync()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def abort(self) -> None:
-        self.inner.abort()
 
 
 class TrialStream(Generic[T]):
@@ -131,8 +113,8 @@ class TrialStream(Generic[T]):
         self.time_of = time_of
         self.sequence_of = sequence_of
         self.written = 0  # samples handed to the sink (writer thread)
-        self.after_stop = 0  # queued samples discarded at the stop (not drops)
-        self.dropped: dict[str, int] = dict.fromkeys(DROP_CAUSES, 0)
+        # The causes the stream itself sees; the writer counts queue overflow and errors.
+        self._dropped = {"device_sequence_gap": 0, "capture_overflow": 0, "timestamp": 0}
         self._gaps = SequenceGapCounter()
         self._last_t: int | None = None
         self._writer: SinkWriter[T] = SinkWriter(
@@ -173,11 +155,11 @@ class TrialStream(Generic[T]):
         if not self.window.accepts(t):
             return False
         if self._last_t is not None and t <= self._last_t:
-            self.dropped["timestamp"] += 1
+            self._dropped["timestamp"] += 1
             return False
         self._last_t = t
         if self.sequence_of is not None:
-            self.dropped["device_sequence_gap"] += self._gaps.update(self.sequence_of(sample))
+            self._dropped["device_sequence_gap"] += self._gaps.update(self.sequence_of(sample))
         return self._writer.submit(sample)  # a refusal is counted by the writer, by cause
 
     def lost(self, t_mono_ns: int, sequence: int | None = None) -> None:
@@ -185,19 +167,20 @@ class TrialStream(Generic[T]):
         belongs to the trial, and its sequence number is no device gap."""
         if not self.window.accepts(t_mono_ns):
             return
-        self.dropped["capture_overflow"] += 1
+        self._dropped["capture_overflow"] += 1
         if sequence is not None:
-            self.dropped["device_sequence_gap"] += self._gaps.update(sequence)
+            self._dropped["device_sequence_gap"] += self._gaps.update(sequence)
 
     # -- figures -----------------------------------------------------------------------------
     def dropped_by_cause(self, stats: WriterStats | None = None) -> dict[str, int]:
         """Drops so far, by cause (the writer's refusals and discards included)."""
         stats = stats or self._writer.stats()
-        return {
-            **self.dropped,
+        counts = {
+            **self._dropped,
             "queue_overflow": stats.dropped_overflow,
             "encoder_error": stats.dropped_error,
         }
+        return {cause: counts[cause] for cause in DROP_CAUSES}
 
     def status(self) -> dict[str, Any]:
         """Live figures for status events."""

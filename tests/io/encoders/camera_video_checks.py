@@ -15,7 +15,7 @@ from typing import Any
 import av
 
 from rpi_logger.io.sinks import SinkWriter
-from rpi_logger.io.sinks.video import VideoSettings, VideoSink, video_sink
+from rpi_logger.io.sinks.video import VideoSettings, VideoSink, sink_class
 from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
 from rpi_logger.samples import Frame
@@ -33,14 +33,14 @@ def make_sink(
     **settings: Any,
 ) -> VideoSink:
     """A video sink of `kind` writing `path` and `<stem>_timing.csv` beside it."""
-    return video_sink(
-        VideoSettings(encoder=kind, **settings),
+    return sink_class(kind)(
         path,
         timing_path(path),
         width=width,
         height=height,
         fps=fps,
         origin_ns=origin_ns,
+        settings=VideoSettings(encoder=kind, **settings),
     )
 
 

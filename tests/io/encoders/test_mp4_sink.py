@@ -21,7 +21,7 @@ from tests.io.encoders.camera_video_checks import (
     writing,
 )
 
-from rpi_logger.io.sinks import SinkError
+from rpi_logger.io.sinks import SinkError, set_blocking
 from rpi_logger.io.sinks.video import TIMING_COLUMNS, Mp4Sink
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
 
@@ -126,3 +126,18 @@ async def test_a_file_that_cannot_be_created_is_one_clear_error(tmp_path: Path) 
         Mp4Sink(
             tmp_path / "odd.mp4", tmp_path / "odd.csv", width=641, height=480, fps=30, origin_ns=0
         )
+
+
+async def test_blocking_mode_writes_the_same_video(tmp_path: Path) -> None:
+    """The benchmark's naive mode (the sink runs on the loop) makes the same file."""
+    src = SyntheticSource(width=640, height=480)
+    origin = 10**12
+    frames = irregular_frames(src, 30, origin + 40_000_000)
+    set_blocking(True)
+    try:
+        sink = make_sink("pyav", tmp_path / "blocking.mp4", 640, 480, origin)
+        async with writing(sink) as writer:
+            assert all(writer.submit(f) for f in frames)
+    finally:
+        set_blocking(False)
+    check_video(sink.path, frames, origin)

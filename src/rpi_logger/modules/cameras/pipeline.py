@@ -26,7 +26,7 @@ from rpi_logger.framework.base import FileRecord
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.framework.trial_stream import TrialStream
 from rpi_logger.io.sinks.base import SinkError
-from rpi_logger.io.sinks.video import VideoSettings, VideoSink, video_sink
+from rpi_logger.io.sinks.video import VideoSettings, VideoSink, sink_class
 from rpi_logger.modules.cameras.frames import CameraError, Frame, FrameSource
 
 log = logging.getLogger("rpi_logger.cameras")
@@ -122,14 +122,15 @@ class CameraPipeline:
         stem = f"{window.stem}_{self.id}"
         folder = module_dir / self.id
         info = self.source.info
-        sink = video_sink(
-            video_settings(self.settings),
+        settings = video_settings(self.settings)
+        sink = sink_class(settings.encoder)(
             folder / f"{stem}.mp4",
             folder / f"{stem}_timing.csv",
             width=info.width,
             height=info.height,
             fps=info.fps,
             origin_ns=window.origin_ns,
+            settings=settings,
         )
         extra = {
             "encoder": sink.kind,

@@ -10,8 +10,6 @@ every encoder default.
 
 from __future__ import annotations
 
-import os
-
 from rpi_logger.io.sinks.video.base import (
     TIMING_COLUMNS,
     VideoSettings,
@@ -24,32 +22,12 @@ from rpi_logger.io.sinks.video.mp4 import H264Codec, Mp4Output, Mp4Sink, mp4_mux
 SINKS: dict[str, type[VideoSink]] = {"pyav": Mp4Sink, "ffmpeg": FFmpegSink}
 
 
-def video_sink(
-    settings: VideoSettings,
-    path: str | os.PathLike[str],
-    timing_path: str | os.PathLike[str],
-    *,
-    width: int,
-    height: int,
-    fps: float,
-    origin_ns: int,
-) -> VideoSink:
-    """The sink `settings.encoder` names, writing `path` and its timing CSV `timing_path`."""
+def sink_class(encoder: str) -> type[VideoSink]:
+    """The video sink an ``encoder`` setting names (``"pyav"`` or ``"ffmpeg"``)."""
     try:
-        cls = SINKS[settings.encoder]
+        return SINKS[encoder]
     except KeyError:
-        raise ValueError(
-            f"unknown encoder {settings.encoder!r}; expected one of {sorted(SINKS)}"
-        ) from None
-    return cls(
-        path,
-        timing_path,
-        width=width,
-        height=height,
-        fps=fps,
-        origin_ns=origin_ns,
-        settings=settings,
-    )
+        raise ValueError(f"unknown encoder {encoder!r}; expected one of {sorted(SINKS)}") from None
 
 
 __all__ = [
@@ -65,5 +43,5 @@ __all__ = [
     "check_codec",
     "mp4_muxer_options",
     "pts_us_of",
-    "video_sink",
+    "sink_class",
 ]

@@ -17,7 +17,8 @@ before its bytes enter the pipe, so ffmpeg never writes a frame whose row is not
 
 When ffmpeg dies mid-trial (a full disk, an encoder that cannot start), the sink fails with
 ffmpeg's own account (its exit status and last lines, "disk full: <path>" for ENOSPC), reported
-once. A trial without frames ends ffmpeg before it sees any input: no file, no complaint.
+once. A trial without frames gives ffmpeg an empty input: no file, and its complaint about
+that is not logged.
 
 `check_codec` (async, cached) tells at configure time whether the binary exists and offers an
 encoder, so a typo fails there in one line instead of producing no video.
