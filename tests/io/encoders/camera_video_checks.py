@@ -81,8 +81,8 @@ async def record_live(
     accepted and the origin (lead_s before the first frame)."""
     src = SyntheticSource(width=width, height=height, fps=fps)
     accepted: list[Frame] = []
+    origin = time.monotonic_ns() - int(lead_s * 1e9)  # before the camera's first frame
     await src.open()
-    origin = time.monotonic_ns() - int(lead_s * 1e9)
     end = time.monotonic_ns() + int(seconds * 1e9)
     try:
         async with writing(make_sink(kind, path, width, height, origin, fps)) as writer:

@@ -23,8 +23,8 @@ CHILD = textwrap.dedent(
 
     async def main(path):
         src = SyntheticSource(width=640, height=480, fps=30)
+        start = time.monotonic_ns()  # the trial's origin: before the camera's first frame
         await src.open()
-        start = time.monotonic_ns()
         sink = Mp4Sink(path, Path(path).with_suffix(".csv"), width=640, height=480, fps=30,
                        origin_ns=start)
         writer = SinkWriter(sink, max_queue=30, overflow="drop")

@@ -24,8 +24,8 @@ async def test_video_on_a_full_disk(
     with small_tmpfs(tmp_path / "small", "2m") as disk:
         video = disk / "v.mp4"
         src = SyntheticSource(width=640, height=480, fps=30)
-        await src.open()
         start = time.monotonic_ns()
+        await src.open()
         longest = 0.0
         with pytest.raises(SinkError, match=f"^disk full: {video}$"):
             try:

@@ -20,21 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rpi_logger.samples import PIXEL_FORMATS, Frame, PixelFormat
-
-__all__ = [
-    "PIXEL_FORMATS",
-    "BackendUnavailable",
-    "CameraDescriptor",
-    "CameraError",
-    "CameraInfo",
-    "Frame",
-    "FrameSource",
-    "OnOverflow",
-    "PixelFormat",
-    "SourceStats",
-    "unpad_yuv420",
-]
+from rpi_logger.samples import Frame, PixelFormat
 
 #: ``on_overflow(t_mono_ns, sequence)``: a frame lost in the hand-off to the loop (loop thread).
 OnOverflow = Callable[[int, int], None]

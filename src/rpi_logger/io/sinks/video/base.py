@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rpi_logger.io.sinks.base import Sink, SinkError, describe_write_error, is_disk_full
+from rpi_logger.io.sinks.base import Sink, SinkError, describe_write_error
 from rpi_logger.io.sinks.csv_sink import CsvSink
 from rpi_logger.samples import Frame
 
@@ -163,7 +163,6 @@ class VideoSink(Sink[Frame]):
         self.settings = settings or VideoSettings()
         self.frames = 0
         self.encode_ns_total = 0
-        self.encode_ns_max = 0
         self._timing = CsvSink(self.timing_path, TIMING_COLUMNS)
         self._last_pts = -1
         self._rows_pending = False  # rows written since the last flush of the timing file
@@ -182,7 +181,7 @@ class VideoSink(Sink[Frame]):
             self._open_video()
         except Exception as exc:
             self.abort()
-            raise self._failure(exc, opening=True) from exc
+            raise self._failure(exc) from exc
 
     def write(self, batch: Sequence[Frame]) -> None:
         """Encode frames in order; each frame's row is written before its bytes."""
@@ -243,8 +242,6 @@ class VideoSink(Sink[Frame]):
         """Write the timing row of the next frame of the file (before its bytes go out)."""
         enc_ns = time.monotonic_ns() - t_take_ns
         self.encode_ns_total += enc_ns
-        if enc_ns > self.encode_ns_max:
-            self.encode_ns_max = enc_ns
         device = "" if frame.t_device_ns is None else frame.t_device_ns
         row = (
             self.frames,
@@ -285,17 +282,11 @@ class VideoSink(Sink[Frame]):
             self._rows_error = _as_sink_error(self.timing_path, exc)
         return self._rows_error
 
-    def _failure(self, exc: BaseException, *, opening: bool = False) -> SinkError:
+    def _failure(self, exc: BaseException) -> SinkError:
         """The one error this sink reports (the rows' failure wins: a muxer error after it is
         its echo)."""
         if self._error is None:
-            if self._rows_error is not None:
-                self._error = self._rows_error
-            elif opening and not isinstance(exc, SinkError) and not is_disk_full(exc):
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                self._error = SinkError(f"{self.kind} encoder cannot open {self.path}: {reason}")
-            else:
-                self._error = _as_sink_error(self.path, exc)
+            self._error = self._rows_error or _as_sink_error(self.path, exc)
         return self._error
 
     def _open_video(self) -> None:

@@ -109,7 +109,9 @@ async def ffmpeg_encoders(ffmpeg: str = "ffmpeg") -> frozenset[str]:
         async with asyncio.timeout(_ENCODERS_TIMEOUT_S):
             out, _ = await proc.communicate()
     except TimeoutError:
-        await stop_process(proc, escalation(0, None, None)[1:], name=found)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
         raise SinkError(
             f"ffmpeg encoder: {found!r} -encoders did not answer within {_ENCODERS_TIMEOUT_S:g} s"
         ) from None
@@ -209,10 +211,6 @@ class FFmpegSink(VideoSink):
         self._stream: Any = None
         self.returncode: int | None = None
 
-    @property
-    def command(self) -> list[str]:
-        return build_command(self.settings, self.fps, str(self.path))
-
     # -- loop side -----------------------------------------------------------------------------
     async def astart(self) -> None:
         """Start ffmpeg reading our pipe (before the writer opens the sink)."""
@@ -222,7 +220,7 @@ class FFmpegSink(VideoSink):
             fcntl.fcntl(wfd, _F_SETPIPE_SZ, 1 << 20)
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *self.command,
+                *build_command(self.settings, self.fps, str(self.path)),
                 stdin=rfd,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,

@@ -34,9 +34,9 @@ from rpi_logger.modules.cameras.frames import (
     CameraDescriptor,
     CameraError,
     CameraInfo,
-    Frame,
 )
 from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
+from rpi_logger.samples import Frame
 
 log = logging.getLogger(__name__)
 

@@ -23,16 +23,14 @@ from typing import Any
 
 from rpi_logger.io.clock import mono_to_wall
 from rpi_logger.modules.cameras.frames import (
-    PIXEL_FORMATS,
     BackendUnavailable,
     CameraDescriptor,
     CameraError,
     CameraInfo,
-    Frame,
-    PixelFormat,
     unpad_yuv420,
 )
 from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
+from rpi_logger.samples import PIXEL_FORMATS, Frame, PixelFormat
 
 log = logging.getLogger(__name__)
 

@@ -24,13 +24,11 @@ import numpy as np
 from rpi_logger.io.clock import mono_to_wall
 from rpi_logger.modules.cameras.barcode import BARCODE_WIDTH, draw_barcodes, ms_of
 from rpi_logger.modules.cameras.frames import (
-    PIXEL_FORMATS,
     CameraDescriptor,
     CameraInfo,
-    Frame,
-    PixelFormat,
 )
 from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
+from rpi_logger.samples import PIXEL_FORMATS, Frame, PixelFormat
 
 DEFAULT_WIDTH = 1280
 DEFAULT_HEIGHT = 720
