@@ -1,4 +1,5 @@
-"""Static guard for SPEC §2.1: no known blocking call inside an `async def` of the package.
+"""Static guard for design.md: Principles, 1: no known blocking call inside an `async def` of the
+package.
 
 Every `.py` under `src/rpi_logger` is parsed and each `async def` body is scanned for calls that
 block the calling thread (file opens, sleeps, subprocess waits, fsyncs, blocking HTTP, ...).
@@ -266,7 +267,8 @@ def test_package_has_no_blocking_calls_in_async_defs() -> None:
     assert PKG.is_dir(), PKG
     violations, _ = _package_violations()
     assert not violations, (
-        "blocking calls inside async def bodies (SPEC §2.1: never block the loop). Move them to "
+        "blocking calls inside async def bodies (design.md: Principles, 1: never block the "
+        "loop). Move them to "
         "a thread (asyncio.to_thread, a writer thread) or use the async API; add a justified "
         "entry to ALLOWED in tests/test_no_blocking_calls.py only if the loop truly cannot "
         "stall:\n  " + "\n  ".join(f"src/rpi_logger/{v}" for v in violations)

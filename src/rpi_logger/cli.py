@@ -1,4 +1,4 @@
-"""Command line entry point (`rpi-logger`, `python -m rpi_logger`); SPEC §3."""
+"""Command line entry point (`rpi-logger`, `python -m rpi_logger`); design.md: Command line."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Typed, immutable samples: what a source produces and a sink writes, owned by no plugin.
 
-Every sample carries its own times on the host clock (SPEC §2): ``t_mono_ns`` (CLOCK_MONOTONIC,
+Every sample carries its own times on the host clock (design.md: Principles): ``t_mono_ns``
+(CLOCK_MONOTONIC,
 integer ns), ``t_wall_unix`` (UTC seconds) and, where the device has a clock, the raw
 ``t_device_ns``. The framework (trial windows, trial streams) only ever reads ``t_mono_ns``, so a
 new kind of sample needs no framework change; `io` sinks import these types, never a plugin's.

@@ -1,4 +1,5 @@
-"""Seeded fault injection for `rpi-logger record` (SPEC §3, §4, §6, §9).
+"""Seeded fault injection for `rpi-logger record` (docs/design.md: Command line, Session layout and
+manifest, Modules and trials, Integrity).
 
 One case = one headless recording (`record --simulate --modules cameras,notes`) started as a
 subprocess in its own process group, and ONE fault injected at a seeded random edge of the
@@ -47,7 +48,8 @@ LEAD_TIME_NS = 200_000_000  # the master's default trial lead time
 SIGNAL_MARGIN_NS = 250_000_000
 #: Beyond duration * trials: set-up, stops, shutdown, and a busy machine.
 HANG_SLACK_S = 15.0
-#: SPEC §6: a hung module is detected within 2 s; the extra second tolerates a loaded CI host.
+#: design.md: Modules and trials: a hung module is detected within 2 s; the extra second tolerates
+# a loaded CI host.
 HUNG_DETECTION_S = 2.0
 HUNG_DETECTION_SLACK_S = 1.0
 ORPHAN_GRACE_S = 3.0
@@ -818,7 +820,7 @@ def check(outcome: Outcome) -> Verdict:
             if Path(last[0]) != o.session_dir:
                 problems.append(
                     f"stdout's last line is {last[0]!r}, not the session folder "
-                    f"{o.session_dir} (SPEC §3)"
+                    f"{o.session_dir} (design.md: Command line)"
                 )
     problems += _check_exit(o, manifest)
     verify, verify_rc = None, None
@@ -829,7 +831,8 @@ def check(outcome: Outcome) -> Verdict:
 
 
 def _check_hung_detection(o: Outcome) -> list[str]:
-    """A stopped module must be found hung and killed by the master (SPEC §6: within 2 s)."""
+    """A stopped module must be found hung and killed by the master (design.md: Modules and trials:
+    within 2 s)."""
     inj, case = o.injection, o.case
     if case.fault is not Fault.STOP_MODULE or inj.at_ns is None:
         return []
@@ -912,7 +915,7 @@ def _check_csv(path: Path, rel: str, crashed: bool) -> list[str]:
     header, body = rows[0], rows[1:]
     bad = [i for i, r in enumerate(body, start=2) if len(r) != len(header)]
     if cut and bad[-1:] == [len(body) + 1]:
-        bad.pop()  # a last line cut by kill -9 is allowed (SPEC §2.3)
+        bad.pop()  # a last line cut by kill -9 is allowed (design.md: Principles, 3)
     if bad:
         return [f"{rel}: {len(bad)} rows with a wrong field count (first at line {bad[0]})"]
     return []

@@ -1,4 +1,5 @@
-"""Atomic replacement of config, state and manifest files (SPEC §2.3): a reader always sees a
+"""Atomic replacement of config, state and manifest files (design.md: Principles, 3): a reader
+always sees a
 whole file, the last write wins, a failure leaves the old file and no litter behind."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""After `kill -9` the CSV is readable up to its last flush (SPEC §2.3): a subprocess writes rows
+"""After `kill -9` the CSV is readable up to its last flush (design.md: Principles, 3): a
+subprocess writes rows
 with flush_interval_s=0.2 and is killed; rows older than the interval must all be on disk."""
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ async def test_idle_loop_shows_lag_near_zero() -> None:
 
 
 def planted_blocking_callback() -> None:
-    time.sleep(0.2)  # the kind of call SPEC §2.1 forbids on the loop
+    time.sleep(0.2)  # the kind of call design.md: Principles, 1 forbids on the loop
 
 
 async def test_planted_sleep_shows_in_max_and_p99(caplog: pytest.LogCaptureFixture) -> None:

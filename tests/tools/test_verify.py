@@ -90,7 +90,8 @@ def test_json_report(session: Path) -> None:
     assert result.returncode == 0 and data["ok"] is True and data["checked_files"] == 4
 
 
-# ---- a video cut short by a crash (SPEC §3 "Nothing lost": fragments reach the disk) ----------
+# ---- a video cut short by a crash (design.md: Command line "Nothing lost": fragments reach the
+# disk) ----------
 
 
 def _timing_lines(session: Path) -> tuple[Path, list[str]]:

@@ -4,7 +4,8 @@ A module hands a `TrialStream` the trial's window, a sink (a CSV, a video, ...) 
 manifest record; the stream owns the rest:
 
 - **The window.** `offer(sample)` (on the loop, O(1)) keeps exactly the samples with
-  ``start <= t_mono_ns < stop`` (SPEC §6), and the writer thread discards samples still queued
+  ``start <= t_mono_ns < stop`` (design.md: Modules and trials), and the writer thread discards
+  samples still queued
   when the stop turns out to lie before them (the stop can become known after they were offered):
   nothing captured at or after the stop reaches the file.
 - **The writer.** A `SinkWriter` runs the sink on its worker thread (or inline, in the process's

@@ -1,4 +1,5 @@
-"""Ending a child process: wait, then SIGTERM, then SIGKILL, each with its timeout (SPEC §6).
+"""Ending a child process: wait, then SIGTERM, then SIGKILL, each with its timeout (design.md:
+Modules and trials).
 
 The one escalation in the package: the supervisor ends module processes with it (after its
 ``quit`` command), the ffmpeg video sink ends ffmpeg with it (after end of input).

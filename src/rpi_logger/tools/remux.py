@@ -1,7 +1,8 @@
 """`rpi-logger remux VIDEO [--timing CSV] [-o OUT]`: rewrite video timestamps from a timing CSV.
 
 Packets are copied, never re-encoded. Frame *i* of the output is presented at
-``(t_mono_ns[i] - trial_start) / 1e9`` s (SPEC §5), where ``t_mono_ns[i]`` is row *i* of the
+``(t_mono_ns[i] - trial_start) / 1e9`` s (design.md: Timing files), where ``t_mono_ns[i]`` is row
+*i* of the
 timing CSV and the trial start comes from ``--trial-start-ns``, else the session manifest
 (``session.json`` two folders up, trial number from the ``trialNNN_`` file name), else the first
 frame (which then starts at 0). Works for MP4/MKV/MOV inputs whose timestamps are wrong and for

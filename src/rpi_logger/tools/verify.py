@@ -1,4 +1,4 @@
-"""`rpi-logger verify SESSION_DIR`: check a session against its manifest (SPEC §9).
+"""`rpi-logger verify SESSION_DIR`: check a session against its manifest (design.md: Integrity).
 
 Errors make the session fail verification; warnings (an interrupted trial, a truncated last CSV
 line, drops) are reported but are what a crash or a real device legitimately leaves behind.

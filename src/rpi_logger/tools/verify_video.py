@@ -1,5 +1,6 @@
 """Video checks for `rpi-logger verify`: decodable to the end, one timing row per frame, PTS
-equal to the timing file's capture times (SPEC §5, within 1 ms), strictly increasing. For
+equal to the timing file's capture times (design.md: Timing files, within 1 ms), strictly
+increasing. For
 simulated cameras the barcodes are read too: each frame shows the capture time its row claims.
 
 Frame counts: a complete file has exactly one timing row per frame. A file whose entry or trial

@@ -20,7 +20,7 @@ from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
 from rpi_logger.samples import Frame
 
-PTS_TOLERANCE_S = 1e-3  # SPEC §5
+PTS_TOLERANCE_S = 1e-3  # design.md: Timing files
 
 
 def make_sink(

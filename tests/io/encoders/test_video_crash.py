@@ -1,4 +1,5 @@
-"""Crash safety (SPEC §2.3): after kill -9 the MP4 is readable up to at most 1 s before the kill."""
+"""Crash safety (design.md: Principles, 3): after kill -9 the MP4 is readable up to at most 1 s
+before the kill."""
 
 from __future__ import annotations
 

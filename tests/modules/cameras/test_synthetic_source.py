@@ -1,4 +1,5 @@
-"""The simulated camera (SPEC §7): barcodes carry counter and capture ms, real-time pacing on
+"""The simulated camera (design.md: Simulated devices): barcodes carry counter and capture ms,
+real-time pacing on
 its own thread, a slow consumer loses frames in the hand-off (counted, reported), cheap frames."""
 
 from __future__ import annotations

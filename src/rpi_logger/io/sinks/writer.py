@@ -29,7 +29,7 @@ Blocking mode (`set_blocking(True)`, or ``RPI_LOGGER_BLOCKING_SINKS=1`` in the e
 at import; it applies to writers created afterwards): no thread; the caller does the work on
 the spot: each `submit` writes, flushes once the interval has passed, `sync()` fsyncs, all on
 the caller's thread, the loop's included. That is how naive code behaves; the benchmark runs it
-as the baseline (SPEC §10). The files are the same.
+as the baseline (design.md: Benchmark). The files are the same.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The simulated camera's barcodes (SPEC §7): write them into a frame, read them back.
+"""The simulated camera's barcodes (design.md: Simulated devices): write them into a frame, read
+them back.
 
 Two rows of 32 cells, each cell 16x16 pixels, in the top-left corner, most significant bit first,
 white = 1, black = 0. Row 0 (y 0-15) holds the source's frame counter, row 1 (y 16-31) holds

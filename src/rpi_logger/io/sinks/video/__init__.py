@@ -1,4 +1,5 @@
-"""Video sinks: frames -> a fragmented MP4 and its timing CSV, off the loop (SPEC §5, §6).
+"""Video sinks: frames -> a fragmented MP4 and its timing CSV, off the loop (design.md: Timing
+files, Modules and trials).
 
 - `Mp4Sink` (``encoder = "pyav"``, default): `H264Codec` (libx264 in PyAV) into `Mp4Output`.
 - `FFmpegSink` (``encoder = "ffmpeg"``): a system ffmpeg fed through a pipe (hardware encoders);

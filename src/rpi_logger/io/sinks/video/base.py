@@ -2,12 +2,12 @@
 
 A video sink is a `Sink[Frame]` (open, write, flush, sync, close; one thread at a time, normally
 a `SinkWriter`'s worker) that writes two files: the video and its timing CSV, one row per frame
-in file order (SPEC §5). Subclasses only turn frames into video bytes (`Mp4Sink`: PyAV codec +
-fragmented-MP4 output; `FFmpegSink`: a pipe into a system ffmpeg).
+in file order (docs/design.md, "Timing files"). Subclasses only turn frames into video bytes
+(`Mp4Sink`: PyAV codec + fragmented-MP4 output; `FFmpegSink`: a pipe into a system ffmpeg).
 
-Presentation times follow SPEC §5: a frame's PTS is ``t_mono_ns - origin_ns`` in microseconds
-(time base 1/1_000_000), so the first frame keeps its offset from the trial's start and variable
-intervals stay variable. PTS strictly increase (a frame less than 1 µs after the previous one
+Presentation times are exact (docs/design.md, "Timing files"): a frame's PTS is
+``t_mono_ns - origin_ns`` in microseconds (time base 1/1_000_000), so the first frame keeps its
+offset from the trial's start and variable intervals stay variable. PTS strictly increase (a frame less than 1 µs after the previous one
 is moved to the next microsecond; the trial stream already refused frames out of order).
 
 **Timing rows never lag the video.** The sink writes a frame's row before the frame's bytes can
@@ -36,7 +36,7 @@ from rpi_logger.io.sinks.base import Sink, SinkError, describe_write_error
 from rpi_logger.io.sinks.csv_sink import CsvSink
 from rpi_logger.samples import Frame
 
-#: Columns of the video timing CSV (SPEC §5 names first, then extras).
+#: Columns of the video timing CSV (design.md: Timing files names first, then extras).
 TIMING_COLUMNS: tuple[str, ...] = (
     "frame_index",
     "t_mono_ns",

@@ -1,4 +1,5 @@
-"""Camera backends: ``synthetic`` (SPEC §7), ``opencv`` (USB/V4L2), ``picamera2`` (CSI).
+"""Camera backends: ``synthetic`` (design.md: Simulated devices), ``opencv`` (USB/V4L2),
+``picamera2`` (CSI).
 
 `backend_class(name)` imports a backend on demand (picamera2 is only loaded when asked for).
 """

@@ -1,4 +1,5 @@
-"""The simulated camera of SPEC §7: real-time, clock-derived, with two barcodes per frame.
+"""The simulated camera of design.md: Simulated devices: real-time, clock-derived, with two
+barcodes per frame.
 
 It runs like a real camera, on its own device thread (`ThreadedSource`): capture slot *k* falls
 at ``start + k * period`` on the host clock; the thread sleeps to the slot, renders the frame and
@@ -69,7 +70,8 @@ def _rgb_to_yuv420p_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 
 class SyntheticSource(ThreadedSource):
-    """A simulated camera (SPEC §7). See the module docstring for its timing behaviour."""
+    """A simulated camera (design.md: Simulated devices). See the module docstring for its timing
+    behaviour."""
 
     backend = "synthetic"
 
