@@ -7,8 +7,9 @@ in file order (docs/design.md, "Timing files"). Subclasses only turn frames into
 
 Presentation times are exact (docs/design.md, "Timing files"): a frame's PTS is
 ``t_mono_ns - origin_ns`` in microseconds (time base 1/1_000_000), so the first frame keeps its
-offset from the trial's start and variable intervals stay variable. PTS strictly increase (a frame less than 1 µs after the previous one
-is moved to the next microsecond; the trial stream already refused frames out of order).
+offset from the trial's start and variable intervals stay variable. PTS strictly increase (a
+frame less than 1 µs after the previous one is moved to the next microsecond; the trial stream
+already refused frames out of order).
 
 **Timing rows never lag the video.** The sink writes a frame's row before the frame's bytes can
 reach the video, and every write into the video file (or ffmpeg's pipe) first flushes the rows
