@@ -16,6 +16,8 @@ import pytest
 from tests.helpers import make_ticker
 
 from rpi_logger.core.master import Master, MasterConfig, MasterError
+from rpi_logger.core.supervisor import ModuleProcess
+from rpi_logger.framework.discovery import discover_modules, lookup
 from rpi_logger.tools.verify import verify_session
 
 
@@ -271,3 +273,16 @@ async def test_events_requests_and_final_health(tmp_path: Path, module_dir: Path
     # Taken as the session ended, not from the last heartbeat before it.
     assert health["Ticker"]["loop_lag_ms"]["samples"] > beats[-1]["data"]["loop_lag_ms"]["samples"]
     assert health["master"]["cpu_percent"] >= 0 and health["master"]["rss_mb"] > 10
+
+
+async def test_a_module_stopped_while_it_is_spawned_does_not_live_on(module_dir: Path) -> None:
+    """A restart called off at shutdown may stop a process that is still being spawned."""
+    spec = lookup(discover_modules([module_dir]), "Ticker")
+    assert spec is not None
+    proc = ModuleProcess(spec, simulate=True)
+    async with asyncio.timeout(20):
+        async with asyncio.TaskGroup() as tg:
+            running = tg.create_task(proc.run())
+            await proc.stop()  # before run() even got to spawn it
+        await running
+    assert proc.proc is not None and proc.proc.returncode is not None

@@ -73,7 +73,7 @@ class ModuleRegistry:
 
     `settings_for(name)` gives the settings a module is configured with; `rejoin(entry)` is
     awaited, under `lock`, when a restarted module is up again and must catch up with the
-    session; `tg` owns every process and restart task.
+    session; the task group given to `attach` owns every process and restart task.
     """
 
     def __init__(

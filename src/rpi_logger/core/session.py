@@ -4,7 +4,8 @@ Every edit of the manifest goes through a method here; saves are coalesced (`sav
 written off the loop. A long session must not make saves slower: a finished trial never changes,
 so it is serialized once (on the writer thread) and its text is spliced into every later save.
 The loop only snapshots what can still change (the running trial, module states, health), so
-its share of a save does not grow with the number of trials.
+its share of a save does not grow with the number of trials. A reserve file in the session folder
+keeps the manifest saveable after the writers filled the disk.
 """
 
 from __future__ import annotations
@@ -315,5 +316,6 @@ def _write(
     except OSError as exc:
         return texts, f"{exc.strerror or exc}"
     if head["ended"] is not None:
-        reserve.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            reserve.unlink(missing_ok=True)
     return texts, None

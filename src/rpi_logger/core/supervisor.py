@@ -127,6 +127,8 @@ class ModuleProcess:
                 self.on_exit(self, self.exit_reason)
             return
         self._spawn_done.set()
+        if self.stopping:  # stop() came while it was being spawned: it must not live on
+            self.kill_now()
         self.health.last_heartbeat = time.monotonic()
         log.info("%s: started (pid %d)", self.name, self.proc.pid)
         try:
