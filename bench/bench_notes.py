@@ -29,15 +29,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def add_note(master: Master, text: str) -> None:
-    # The master's generic request when it has one, else its Notes shortcut.
-    request = getattr(master, "request", None)
-    if request is not None:
-        await request("Notes", "add_note", {"text": text})
-    else:
-        await master.add_note(text)
-
-
 async def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         config = MasterConfig(
@@ -63,7 +54,9 @@ async def run(args: argparse.Namespace) -> dict:
             latencies = []
             for i in range(args.notes):
                 t0 = time.perf_counter()
-                await add_note(master, f"note {i}")
+                await master.request(
+                    "Notes", "add_note", {"text": f"note {i}", "modules": master.recording()}
+                )
                 latencies.append((time.perf_counter() - t0) * 1e3)
                 await asyncio.sleep(args.interval)
             lag = master.monitor.snapshot()
