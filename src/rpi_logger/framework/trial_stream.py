@@ -89,8 +89,9 @@ class TrialStream(Generic[T]):
     """One sink's samples during one trial. See the module docstring.
 
     ``time_of(sample)`` is its host time (default ``sample.t_mono_ns``); ``sequence_of``, when
-    given, its device sequence number (for gap counting). `offer`, `lost`, `status` run on the
-    loop; `open` and `close` are awaited there.
+    given, its device sequence number (for gap counting); other keywords go to its `SinkWriter`
+    (``flush_interval_s``, ``fsync_interval_s``, ``nice``, ...). `offer`, `lost`, `status` run
+    on the loop; `open` and `close` are awaited there.
     """
 
     def __init__(
@@ -104,8 +105,7 @@ class TrialStream(Generic[T]):
         overflow: Overflow = "drop",
         time_of: Callable[[T], int] = _t_mono_ns,
         sequence_of: Callable[[T], int] | None = None,
-        flush_interval_s: float = 1.0,
-        fsync_interval_s: float = 1.0,
+        **writer_options: Any,
     ) -> None:
         self.window = window
         self.sink = sink
@@ -122,9 +122,8 @@ class TrialStream(Generic[T]):
             _InWindow(sink, self),
             max_queue=max_items,
             overflow=overflow,
-            flush_interval_s=flush_interval_s,
-            fsync_interval_s=fsync_interval_s,
             name=name,
+            **writer_options,
         )
 
     async def open(
