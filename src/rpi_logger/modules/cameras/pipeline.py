@@ -32,6 +32,9 @@ from rpi_logger.modules.cameras.frames import CameraError, Frame, FrameSource
 log = logging.getLogger("rpi_logger.cameras")
 OPEN_TIMEOUT_S = 10.0
 
+#: The encoder thread's nice value (see `rpi_logger.io.bridge.Worker`).
+ENCODER_NICE = 10
+
 
 def video_settings(settings: dict[str, Any]) -> VideoSettings:
     """The module's settings as `VideoSettings` (keys it lacks keep their defaults)."""
@@ -147,6 +150,9 @@ class CameraPipeline:
             name=f"video {self.id}",
             max_items=queue_frames(self.settings, info.fps),
             sequence_of=attrgetter("sequence"),
+            # Encoding is bulk work: it takes the CPU the loops and latency-bound threads
+            # (capture, notes) leave; its queue rides out the wait.
+            nice=ENCODER_NICE,
         )
         try:
             record = await stream.open(announce)

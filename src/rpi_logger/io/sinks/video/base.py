@@ -83,6 +83,24 @@ class VideoSettings:
             raise ValueError("keyframe_interval_s and fragment_s must be positive")
 
 
+def av_frame(frame: Frame, pts_us: int, time_base: Any) -> Any:
+    """`frame` as a PyAV frame presented at `pts_us`, without copying the picture.
+
+    `from_numpy_buffer` wraps the array (a frame is never changed after capture), where
+    `from_ndarray` copies it while holding the GIL: 2-3 ms per 720p frame on a Pi-class core,
+    the largest GIL holder of the Cameras process. A layout it cannot wrap is copied.
+    """
+    import av  # PyAV loads with the first video, not with every sink module
+
+    try:
+        vf = av.VideoFrame.from_numpy_buffer(frame.image, format=frame.pixel_format)
+    except ValueError:  # not contiguous, or a stride PyAV cannot take as it is
+        vf = av.VideoFrame.from_ndarray(frame.image, format=frame.pixel_format)
+    vf.pts = pts_us
+    vf.time_base = time_base
+    return vf
+
+
 def pts_us_of(t_mono_ns: int, origin_ns: int) -> int:
     """PTS in µs of a frame captured at ``t_mono_ns`` (rounded to the nearest µs)."""
     return (t_mono_ns - origin_ns + 500) // 1000

@@ -47,6 +47,7 @@ from rpi_logger.io.sinks.video.base import (
     GatedFile,
     VideoSettings,
     VideoSink,
+    av_frame,
     keyframe_interval_us,
 )
 from rpi_logger.samples import Frame
@@ -307,9 +308,7 @@ class FFmpegSink(VideoSink):
             stream.pix_fmt = frame.pixel_format
             stream.time_base = stream.codec_context.time_base = Fraction(1, TIME_BASE_US)
             self._stream = stream
-        vf = av.VideoFrame.from_ndarray(frame.image, format=frame.pixel_format)
-        vf.pts = pts_us
-        vf.time_base = self._stream.codec_context.time_base
+        vf = av_frame(frame, pts_us, self._stream.codec_context.time_base)
         self._row(frame, pts_us, t_take_ns)  # rawvideo: one packet per frame, at once
         self._into_pipe(lambda: self._nut.mux(self._stream.encode(vf)))
 

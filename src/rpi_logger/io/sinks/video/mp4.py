@@ -37,6 +37,7 @@ from rpi_logger.io.sinks.video.base import (
     GatedFile,
     VideoSettings,
     VideoSink,
+    av_frame,
     keyframe_interval_us,
 )
 from rpi_logger.samples import Frame
@@ -86,9 +87,7 @@ class H264Codec:
 
     def encode(self, frame: Frame, pts_us: int) -> list[Any]:
         """The packets that are ready after `frame` (presented at `pts_us`) went in."""
-        vf = av.VideoFrame.from_ndarray(frame.image, format=frame.pixel_format)
-        vf.pts = pts_us
-        vf.time_base = self._cc.time_base
+        vf = av_frame(frame, pts_us, self._cc.time_base)
         if self._last_key_pts is None or pts_us - self._last_key_pts >= self._key_every_us:
             vf.pict_type = PictureType.I  # an IDR (forced-idr=1) at least every interval
             self._last_key_pts = pts_us
