@@ -290,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             # Inside the try (also after --help's SystemExit): a closed pipe shows up here.
             sys.stdout.flush()
+    except KeyboardInterrupt:  # Ctrl-C before a command installed its own handling
+        print("rpi-logger: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader went away (`rpi-logger modules --json | head -1`). As the Python docs
         # recommend: point stdout at devnull so the interpreter's final flush stays quiet.

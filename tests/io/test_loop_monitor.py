@@ -24,7 +24,7 @@ async def test_idle_loop_shows_lag_near_zero() -> None:
     assert set(snap) == {"p50", "p99", "max", "samples"}
     assert 25 <= snap["samples"] <= 55  # one sample per ~10 ms
     assert snap["p50"] < 2.0, snap  # epoll's 1 ms granularity is the floor
-    assert snap["p99"] < 25.0, snap
+    assert snap["p99"] < 250.0, snap  # a busy machine delays some ticks; none by seconds
     assert not mon.running
 
 
