@@ -330,9 +330,6 @@ def _main(argv: list[str] | None) -> int:
     except ConfigError as exc:
         print(f"rpi-logger: config error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rpi-logger: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         raise
     except OSError as exc:
