@@ -127,6 +127,7 @@ class SinkWriter(Generic[T]):
         overflow: Overflow = "block",
         name: str | None = None,
         nice: int = 0,
+        wake_items: int | None = None,
     ) -> None:
         if not flush_interval_s > 0:
             raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s!r}")
@@ -141,9 +142,10 @@ class SinkWriter(Generic[T]):
         self._inline = _blocking
         self._tx, self._rx = open_bridge(max_queue, overflow=overflow, name=self.name)
         self._batch = int(max_queue)
-        # Normal rates are written at the periodic tick in one batch; a burst wakes the thread
-        # early so the queue keeps room.
-        self._wake_at = max(1, self._batch // 4)
+        # Rows at normal rates are written at the periodic tick in one batch; a burst wakes the
+        # thread early so the queue keeps room. Work that should start at once (a frame to
+        # encode) passes wake_items=1.
+        self._wake_at = wake_items or max(1, self._batch // 4)
         self._flushed = Watermark(f"{self.name}: items flushed")
         self._durable = Watermark(f"{self.name}: items fsynced")
         self._lock = threading.Lock()  # state changes and the slow paths' counters

@@ -153,6 +153,7 @@ class CameraPipeline:
             # Encoding is bulk work: it takes the CPU the loops and latency-bound threads
             # (capture, notes) leave; its queue rides out the wait.
             nice=ENCODER_NICE,
+            wake_items=1,  # each frame is encoded as it comes, not in batches
         )
         try:
             record = await stream.open(announce)
