@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +21,7 @@ from typing import Any
 
 from rpi_logger.framework import protocol
 from rpi_logger.framework.discovery import ModuleSpec
+from rpi_logger.io.process import escalation, stop_process
 
 log = logging.getLogger("rpi_logger.supervisor")
 
@@ -288,19 +288,12 @@ class ModuleProcess:
             return
         with contextlib.suppress(ModuleError):
             await self.request("quit", timeout=quit_timeout)
-        for sig, timeout in (
-            (None, quit_timeout),
-            (signal.SIGTERM, term_timeout),
-            (signal.SIGKILL, kill_timeout),
-        ):
-            if sig is not None:
-                log.warning("%s: did not exit, sending %s", self.name, sig.name)
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.send_signal(sig)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._exited.wait()
-                return
+        await stop_process(
+            self.proc,
+            escalation(quit_timeout, term_timeout, kill_timeout),
+            name=self.name,
+            exited=self._exited.wait,  # run() owns the process's wait
+        )
 
     def kill_now(self) -> None:
         """Last resort on master exit paths that cannot await (SIGKILL, no waiting)."""
