@@ -430,13 +430,7 @@ class BridgeSender(_End[T]):
                     return s.refuse()
                 w = _Waiter(1, asyncio.get_running_loop())
                 s.senders.append(w)
-            assert w.future is not None
-            try:
-                await w.future
-            finally:
-                if w.parked:  # cancelled while still listed
-                    with s.lock:
-                        s.unpark(w)
+            await _await_parked(w, s.lock, s.unpark)
         _wake_all(woken)
         return True
 
@@ -548,13 +542,7 @@ class BridgeReceiver(_End[T]):
                     raise EndOfStream(f"{s.name}: bridge closed and drained")
                 w = _Waiter(1, asyncio.get_running_loop())
                 s.park_receiver(w)
-            assert w.future is not None
-            try:
-                await w.future
-            finally:
-                if w.parked:  # cancelled while still listed
-                    with s.lock:
-                        s.unpark(w)
+            await _await_parked(w, s.lock, s.unpark)
         if woken:
             _wake_all(woken)
         return item
@@ -681,13 +669,7 @@ class Watermark:
                 return self._value >= level
             w = _Waiter(level, asyncio.get_running_loop())
             self._waiters.append(w)
-        assert w.future is not None
-        try:
-            await w.future
-        finally:
-            if w.parked:  # cancelled while still listed
-                with self._lock:
-                    self._unpark(w)
+        await _await_parked(w, self._lock, self._unpark)
         return self._value >= level
 
     # Both expect `_lock` to be held.
@@ -704,6 +686,19 @@ class Watermark:
         if w.parked:
             w.parked = False
             self._waiters.remove(w)
+
+
+async def _await_parked(
+    w: _Waiter, lock: threading.Lock, unpark: Callable[[_Waiter], None]
+) -> None:
+    """Wait for a parked waiter's future; a cancelled wait takes the waiter off its list."""
+    assert w.future is not None
+    try:
+        await w.future
+    finally:
+        if w.parked:  # cancelled while still listed
+            with lock:
+                unpark(w)
 
 
 class Worker(Generic[R]):
