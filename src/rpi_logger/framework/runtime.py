@@ -60,7 +60,6 @@ STOP_GRACE_S = 0.3
 # Standalone shorthand is typed by a person: longer lines are taken as protocol JSON (a
 # pure-Python tokenizer on a megabyte line would hold the loop for seconds).
 SHORTHAND_MAX_BYTES = 4096
-_TOO_LONG = protocol.TOO_LONG
 
 
 class ModuleRuntime:
@@ -232,7 +231,7 @@ class ModuleRuntime:
             self._stdin_worker = Worker(_read_lines, sys.stdin.buffer, sender, name="stdin")
 
     async def _next_line(self) -> bytes | None:
-        """The next input line (`_TOO_LONG` for one over the limit), None at end of input."""
+        """The next input line (`protocol.TOO_LONG` for one over the limit); None at the end."""
         if self._stdin_lines is not None:
             try:
                 return await self._stdin_lines.areceive()
@@ -299,10 +298,10 @@ class ModuleRuntime:
         return encoded
 
     async def _serve_line(self, line: bytes) -> None:
-        if not self.context.supervised and line is not _TOO_LONG:
+        if not self.context.supervised and line is not protocol.TOO_LONG:
             line = self._shorthand(line)
         try:
-            if line is _TOO_LONG:
+            if line is protocol.TOO_LONG:
                 raise protocol.ProtocolError(
                     protocol.BAD_MESSAGE, f"line longer than {protocol.MAX_LINE_BYTES} bytes"
                 )
@@ -527,7 +526,7 @@ def _read_lines(stream: BinaryIO, lines: BridgeSender[bytes]) -> None:
             if len(raw) == limit and not raw.endswith(b"\n"):
                 while (rest := stream.readline(1 << 16)) and not rest.endswith(b"\n"):
                     pass
-                raw = _TOO_LONG
+                raw = protocol.TOO_LONG
             try:
                 lines.send(raw)
             except BridgeClosed:
