@@ -34,7 +34,7 @@ from rpi_logger.io import clock
 from rpi_logger.io.loop_monitor import LoopLagMonitor
 from rpi_logger.logging_setup import add_log_file, remove_log_file
 
-__all__ = ["DISK_FULL", "Master", "MasterConfig", "MasterError", "free_mb"]
+__all__ = ["DISK_FULL", "DiskFullError", "Master", "MasterConfig", "MasterError", "free_mb"]
 
 log = logging.getLogger("rpi_logger.master")
 
@@ -46,6 +46,10 @@ _LIFECYCLE = frozenset(protocol.COMMAND_ARGS) - {"status"}
 
 class MasterError(Exception):
     """An expected failure of a master operation (bad state, unknown module...)."""
+
+
+class DiskFullError(MasterError):
+    """The data folder is below the free-space threshold: nothing more can be recorded."""
 
 
 def free_mb(path: Path) -> float:
@@ -233,12 +237,12 @@ class Master:
 
     # -- disk space ----------------------------------------------------------------------
     async def check_disk(self) -> None:
-        """Raise MasterError("disk full: ...") when the data folder is below the free-space
+        """Raise DiskFullError("disk full: ...") when the data folder is below the free-space
         threshold (a trial started there would soon lose data)."""
         where = self.session.directory if self.session else self.config.data_dir
         free = await asyncio.to_thread(free_mb, where)
         if free < self.config.min_free_mb:
-            raise MasterError(
+            raise DiskFullError(
                 f"{DISK_FULL}: {free:.1f} MB free in {where} "
                 f"(at least {self.config.min_free_mb:g} MB needed to record)"
             )
@@ -251,7 +255,7 @@ class Master:
                 continue
             try:
                 await self.check_disk()
-            except MasterError as exc:
+            except DiskFullError as exc:
                 await self.halt(DISK_FULL, str(exc))
             except OSError as exc:  # the folder vanished (unmounted card...): nothing to save to
                 await self.halt("storage lost", f"cannot check free space: {exc}")

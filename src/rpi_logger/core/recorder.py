@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from rpi_logger.core.master import DISK_FULL, Master, MasterConfig, MasterError
+from rpi_logger.core.master import DISK_FULL, DiskFullError, Master, MasterConfig, MasterError
 from rpi_logger.framework.trial import sleep_until
 
 log = logging.getLogger("rpi_logger.record")
@@ -98,7 +98,7 @@ async def record(plan: RecordPlan, config: MasterConfig) -> int:
 
 async def _record(plan: RecordPlan, config: MasterConfig, interrupt: _Interrupt) -> int:
     lead_ns = config.lead_ns
-    halted = None
+    disk_full = False
     async with Master(config) as master:
         try:
             names = list(dict.fromkeys(master.spec(n).name for n in plan.modules))
@@ -122,7 +122,7 @@ async def _record(plan: RecordPlan, config: MasterConfig, interrupt: _Interrupt)
             session = await master.start_session(plan.label)
         except MasterError as exc:
             _say(f"rpi-logger record: {exc}")
-            return EXIT_DISK_FULL if str(exc).startswith(DISK_FULL) else 1
+            return EXIT_DISK_FULL if isinstance(exc, DiskFullError) else 1
         _say(
             f"recording session {session.directory.name}: {', '.join(names)}"
             f"{' (simulated)' if session.manifest.simulated else ''}"
@@ -134,7 +134,7 @@ async def _record(plan: RecordPlan, config: MasterConfig, interrupt: _Interrupt)
                 trial = await master.start_trial(plan.label)
             except MasterError as exc:
                 _say(f"rpi-logger record: trial {number} not started: {exc}")
-                halted = halted or str(exc)
+                disk_full = isinstance(exc, DiskFullError)
                 break
             _say(f"  trial {number}/{plan.trials}: {plan.duration_s:g} s")
             # The trial is exactly `duration_s` long on the host clock: the stop instant is sent
@@ -160,13 +160,13 @@ async def _record(plan: RecordPlan, config: MasterConfig, interrupt: _Interrupt)
                     log.debug("trial %d already stopped: %s", number, exc)
         await master.end_session()
         problems = master.recorded_everything(session, names)
-        halted = master.halt_reason or halted
+        disk_full = disk_full or master.halt_reason == DISK_FULL
     for problem in problems:
         _say(f"rpi-logger record: {problem}")
     print(session.directory)
     if interrupt.requested:
         return EXIT_INTERRUPTED
-    if halted is not None and halted.startswith(DISK_FULL):
+    if disk_full:
         return EXIT_DISK_FULL
     return 0 if not problems else 1
 
