@@ -12,7 +12,8 @@ SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 
 # ffmpeg: the `ffmpeg` encoder option and the ffprobe checks in the tests.
-packages=(ffmpeg)
+# libportaudio2 and libsndfile1: sounddevice and soundfile load them (the Audio module).
+packages=(ffmpeg libportaudio2 libsndfile1)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-venv)
 venv_flags=()

@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="check a session folder against its manifest")
     ver.add_argument("session", type=Path, help="the session folder")
     ver.add_argument("--json", action="store_true", help="the report as JSON")
+    ver.add_argument(
+        "--repair",
+        action="store_true",
+        help="also repair what a crash left behind (a WAV header), never touching samples",
+    )
 
     from rpi_logger.framework import entry
 
@@ -274,7 +279,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from rpi_logger.tools.verify import format_report, verify_session
 
-    report = verify_session(args.session)
+    report = verify_session(args.session, repair=args.repair)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:

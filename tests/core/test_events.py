@@ -22,8 +22,9 @@ def ev(i: int) -> dict[str, Any]:
 
 
 def lines(caplog: pytest.LogCaptureFixture, word: str, name: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records if word in r.getMessage() and name in
-            r.getMessage()]
+    return [
+        r.getMessage() for r in caplog.records if word in r.getMessage() and name in r.getMessage()
+    ]
 
 
 async def test_reader_gets_everything_while_a_stuck_subscriber_is_disconnected(

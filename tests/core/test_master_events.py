@@ -40,7 +40,10 @@ async def test_a_stuck_subscriber_is_dropped_while_the_recording_and_others_go_o
 
     trials = [e["data"] for e in seen if e.get("event") == "trial"]
     assert [(t["number"], t["state"]) for t in trials] == [
-        (1, "recording"), (1, "complete"), (2, "recording"), (2, "complete")
+        (1, "recording"),
+        (1, "complete"),
+        (2, "recording"),
+        (2, "complete"),
     ]
     assert sum(e.get("event") == "heartbeat" for e in seen) >= 6
     assert stuck.disconnected and stuck.received == 0

@@ -88,8 +88,16 @@ def _finish(proc: subprocess.Popen, timeout: float = 30) -> tuple[int, str, str]
 
 def test_repeated_module_names_record_each_module_once(tmp_path: Path, module_dir: Path) -> None:
     result = run_cli(
-        "record", "--modules", "notes,NOTES,ticker,Notes", "--duration", "0.5",
-        "--data-dir", str(tmp_path / "data"), "--module-dir", str(module_dir), "--simulate",
+        "record",
+        "--modules",
+        "notes,NOTES,ticker,Notes",
+        "--duration",
+        "0.5",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--module-dir",
+        str(module_dir),
+        "--simulate",
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
@@ -101,8 +109,15 @@ def test_repeated_module_names_record_each_module_once(tmp_path: Path, module_di
 def test_a_rejected_module_is_named_with_its_reason(tmp_path: Path, module_dir: Path) -> None:
     (module_dir / "ticker" / "main.py").write_text("def create_module(:\n")
     result = run_cli(
-        "record", "--modules", "ticker", "--duration", "0.5",
-        "--data-dir", str(tmp_path / "data"), "--module-dir", str(module_dir),
+        "record",
+        "--modules",
+        "ticker",
+        "--duration",
+        "0.5",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--module-dir",
+        str(module_dir),
     )
     assert result.returncode == 2
     assert "rejected" in result.stderr and "unknown module" not in result.stderr
@@ -113,9 +128,18 @@ def test_set_restart_on_crash_false_is_obeyed(tmp_path: Path) -> None:
     modules = tmp_path / "modules"
     make_ticker(modules, "Ticker", restart_on_crash="true", crash_after_s=0.4)
     result = run_cli(
-        "record", "--modules", "ticker", "--duration", "1.5",
-        "--set", "ticker.restart_on_crash=false",
-        "--data-dir", str(tmp_path / "data"), "--module-dir", str(modules), "--simulate",
+        "record",
+        "--modules",
+        "ticker",
+        "--duration",
+        "1.5",
+        "--set",
+        "ticker.restart_on_crash=false",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--module-dir",
+        str(modules),
+        "--simulate",
         timeout=60,
     )
     assert result.returncode == 1
@@ -133,8 +157,14 @@ def test_restart_rejoins_on_the_trial_timeline_and_never_races_the_stop(tmp_path
     make_ticker(modules, "TickerB")
     duration = 2.5
     proc = _record(
-        tmp_path, modules, "--modules", "ticker,tickerb", "--duration", str(duration),
-        "--trials", "2",
+        tmp_path,
+        modules,
+        "--modules",
+        "ticker,tickerb",
+        "--duration",
+        str(duration),
+        "--trials",
+        "2",
     )
     try:
         session, start = _trial_started(tmp_path / "data", 1)
@@ -242,8 +272,18 @@ def test_too_little_free_space_refuses_to_record(tmp_path: Path, module_dir: Pat
     config = tmp_path / "master.txt"
     config.write_text("min_free_mb = 1e12\n")  # more than any disk has: "full" from the start
     result = run_cli(
-        "--config", str(config), "record", "--modules", "ticker", "--duration", "1",
-        "--data-dir", str(tmp_path / "data"), "--module-dir", str(module_dir), "--simulate",
+        "--config",
+        str(config),
+        "record",
+        "--modules",
+        "ticker",
+        "--duration",
+        "1",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--module-dir",
+        str(module_dir),
+        "--simulate",
         timeout=60,
     )
     assert result.returncode == 3, result.stderr

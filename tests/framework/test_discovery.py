@@ -113,8 +113,7 @@ def test_a_key_set_twice_is_a_warning_of_the_module(tmp_path: Path) -> None:
     first = 1 + next(i for i, ln in enumerate(lines) if ln.startswith("rate_hz"))
     second = 1 + max(i for i, ln in enumerate(lines) if ln.startswith("rate_hz"))
     expected = (
-        f"{config}:{second}: key 'rate_hz' set again (first at line {first}); "
-        "the last value wins"
+        f"{config}:{second}: key 'rate_hz' set again (first at line {first}); the last value wins"
     )
     [spec] = discover_modules([tmp_path], include_builtin=False)
     assert spec.valid and spec.warnings == [expected]
@@ -142,15 +141,18 @@ def test_a_rejected_module_keeps_its_reason_for_lookups(tmp_path: Path) -> None:
         find_module("FrontCam", [tmp_path])
 
 
-@pytest.mark.parametrize(("label", "expected"), [
-    ("pilot 01", "pilot_01"),
-    ("../../etc/passwd", "etc_passwd"),
-    ("..", None),
-    ("Fahrt Über Brücke", "Fahrt_Uber_Brucke"),
-    ("a/b\\c:d*e?", "a_b_c_d_e"),
-    ("", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("pilot 01", "pilot_01"),
+        ("../../etc/passwd", "etc_passwd"),
+        ("..", None),
+        ("Fahrt Über Brücke", "Fahrt_Uber_Brucke"),
+        ("a/b\\c:d*e?", "a_b_c_d_e"),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_labels_are_safe_folder_names(label: str | None, expected: str | None) -> None:
     assert sanitize_label(label) == expected
 

@@ -212,3 +212,41 @@ async def test_a_sinks_loop_side_brackets_it_and_its_failure_is_recorded(tmp_pat
     assert record.extra["status"] == "interrupted"
     assert record.extra["error"] == "helper exited with status 1: boom"
     assert record.frames == 1 and _rows(sink.path) == [(MS, 0)]
+
+
+async def test_a_gap_is_clipped_to_the_window_and_listed_by_verify(tmp_path: Path) -> None:
+    from rpi_logger.tools.verify import WARNING, Report, _check_gaps
+
+    window = TrialWindow(1, 100 * MS)
+    sink = CsvSink(tmp_path / "t.csv", Tick._fields)
+    stream = _stream(window, sink)
+    await stream.open()
+    stream.gap(50 * MS, 150 * MS, missing=10, reason="disconnected")  # starts before the window
+    stream.gap(10 * MS, 90 * MS)  # wholly before it: not this trial's
+    window.stop_ns = 300 * MS
+    stream.gap(250 * MS, 400 * MS, reason="stalled")  # runs past the stop
+    record = await stream.close()
+    assert record.extra["gaps"] == [
+        {
+            "start_mono_ns": 100 * MS,
+            "end_mono_ns": 150 * MS,
+            "samples_missing": 10,
+            "reason": "disconnected",
+        },
+        {
+            "start_mono_ns": 250 * MS,
+            "end_mono_ns": 300 * MS,
+            "samples_missing": None,
+            "reason": "stalled",
+        },
+    ]
+    report = Report(tmp_path)
+    _check_gaps(report, "t.csv", record.extra["gaps"], window.start_ns)
+    _check_gaps(report, "t.csv", [{"start_mono_ns": "x"}], window.start_ns)
+    messages = [(f.level, f.message) for f in report.findings]
+    assert messages[0] == (
+        WARNING,
+        "gap (disconnected) from 0.000 s to 0.050 s of the trial (0.050 s, 10 samples missing)",
+    )
+    assert messages[1] == (WARNING, "gap (stalled) from 0.150 s to 0.200 s of the trial (0.050 s)")
+    assert messages[2][0] == "error" and "malformed gap" in messages[2][1]

@@ -82,8 +82,12 @@ def test_trial_start_from_session_manifest(tmp_path: Path) -> None:
     frames = _frames(20, start + 200_000_000)
     cam_dir = tmp_path / "session_x" / "Cameras" / "cam0"
     cam_dir.mkdir(parents=True)
-    manifest = {"trials": [{"number": 1, "start": {"mono_ns": 1, "wall_unix": 0.0}},
-                           {"number": 2, "start": {"mono_ns": start, "wall_unix": 0.0}}]}
+    manifest = {
+        "trials": [
+            {"number": 1, "start": {"mono_ns": 1, "wall_unix": 0.0}},
+            {"number": 2, "start": {"mono_ns": start, "wall_unix": 0.0}},
+        ]
+    }
     (tmp_path / "session_x" / "session.json").write_text(json.dumps(manifest))
     video = cam_dir / "trial002_cam0.mp4"
     _encode(video, frames, "mp4")
@@ -131,8 +135,20 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFix
 
     # A crash-shortened pairing can be asked for explicitly.
     out = tmp_path / "ok.mp4"
-    assert _cli([str(video), "--timing", str(tmp_path / "short.csv"), "-o", str(out),
-                 "--allow-mismatch", "--no-progress"]) == 0
+    assert (
+        _cli(
+            [
+                str(video),
+                "--timing",
+                str(tmp_path / "short.csv"),
+                "-o",
+                str(out),
+                "--allow-mismatch",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "wrote" in captured.out and len(read_video_barcodes(out).frames) == 10
 
@@ -178,8 +194,13 @@ def test_a_hand_edited_manifest_never_breaks_remux(tmp_path: Path) -> None:
     _encode(video, frames, "mp4")
     _write_timing(cam_dir / "trial001_cam0_timing.csv", frames)
     manifest = tmp_path / "session_x" / "session.json"
-    for trials in ('["x"]', '[{"number": 1, "start": [1]}]', '{"1": 2}',
-                   '[{"number": 1, "start": {"mono_ns": 1e400}}]', "[" * 100_000):
+    for trials in (
+        '["x"]',
+        '[{"number": 1, "start": [1]}]',
+        '{"1": 2}',
+        '[{"number": 1, "start": {"mono_ns": 1e400}}]',
+        "[" * 100_000,
+    ):
         manifest.write_text(f'{{"trials": {trials}}}')
         assert rm.trial_start_from_manifest(video) is None
 

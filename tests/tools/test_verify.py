@@ -131,8 +131,7 @@ def test_an_interrupted_video_may_miss_its_last_frames(session: Path, which: str
     report = verify_session(session)
     assert report.ok, _messages(session, "error")
     assert any(
-        ".mp4: 3 timing rows have no frame: interrupted" in m
-        for m in _messages(session, "warning")
+        ".mp4: 3 timing rows have no frame: interrupted" in m for m in _messages(session, "warning")
     )
     result = run_cli("verify", str(session))
     assert result.returncode == 0 and "Traceback" not in result.stderr

@@ -67,8 +67,11 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every location in a JSON document (the root excluded)."""
     out: list[tuple[Any, ...]] = []
     items = (
-        value.items() if isinstance(value, dict) else enumerate(value)
-        if isinstance(value, list) else ()
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
     )
     for key, child in items:
         out.append((*prefix, key))

@@ -181,9 +181,7 @@ def discover_modules(
                 reason = f"name clash: {name!r} is already provided by {seen[key]}"
             if reason is None:
                 seen[key] = folder
-            found.append(
-                ModuleSpec(name, folder, reason is None, reason, builtin, found_.warnings)
-            )
+            found.append(ModuleSpec(name, folder, reason is None, reason, builtin, found_.warnings))
     return found
 
 

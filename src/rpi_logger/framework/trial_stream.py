@@ -15,6 +15,9 @@ manifest record; the stream owns the rest:
   hand-off to the loop was full: `lost`), ``queue_overflow`` (the writer's queue was full),
   ``timestamp`` (a sample not later than the one before) and ``encoder_error`` (refused or
   discarded after the sink failed).
+- **Gaps**: `gap(start, end, missing, reason)` records a stretch the device did not deliver (a
+  disconnect, a stalled stream), clipped to the window, in the record's ``gaps`` (listed by
+  `verify`); the file goes on across it.
 - **The record.** `open` announces it (so a crash lists the file as interrupted); `close` fills
   in ``frames`` (samples written), ``dropped`` and ``dropped_by_cause``, and on a failure
   ``"status": "interrupted"`` with the one-line ``"error"`` (reported once by the writer).
@@ -117,6 +120,7 @@ class TrialStream(Generic[T]):
         # The causes the stream itself sees; the writer counts queue overflow and errors.
         self._dropped = {"device_sequence_gap": 0, "capture_overflow": 0, "timestamp": 0}
         self._gaps = SequenceGapCounter()
+        self.gaps: list[dict[str, Any]] = []
         self._last_t: int | None = None
         self._writer: SinkWriter[T] = SinkWriter(
             _InWindow(sink, self),
@@ -171,6 +175,26 @@ class TrialStream(Generic[T]):
         if sequence is not None:
             self._dropped["device_sequence_gap"] += self._gaps.update(sequence)
 
+    def gap(
+        self, start_ns: int, end_ns: int, missing: int | None = None, reason: str = "no data"
+    ) -> None:
+        """The device delivered nothing from `start_ns` to `end_ns` (host clock): recorded in
+        the file's manifest record, clipped to the window (ignored when outside it)."""
+        window = self.window
+        start_ns = max(start_ns, window.start_ns)
+        if window.stop_ns is not None:
+            end_ns = min(end_ns, window.stop_ns)
+        if end_ns <= start_ns:
+            return
+        self.gaps.append(
+            {
+                "start_mono_ns": start_ns,
+                "end_mono_ns": end_ns,
+                "samples_missing": missing,
+                "reason": reason,
+            }
+        )
+
     # -- figures -----------------------------------------------------------------------------
     def dropped_by_cause(self, stats: WriterStats | None = None) -> dict[str, int]:
         """Drops so far, by cause (the writer's refusals and discards included)."""
@@ -193,6 +217,7 @@ class TrialStream(Generic[T]):
             "dropped_capture_overflow": causes["capture_overflow"],
             "dropped_device_gap": causes["device_sequence_gap"],
             "queue_depth": stats.queued,
+            "gaps": len(self.gaps),
             "recording_error": stats.error,
         }
 
@@ -219,6 +244,8 @@ class TrialStream(Generic[T]):
         record.frames = self.written
         record.dropped = sum(causes.values())
         record.extra["dropped_by_cause"] = causes
+        if self.gaps:
+            record.extra["gaps"] = list(self.gaps)
         if errors:
             record.extra["status"] = "interrupted"
             record.extra["error"] = "; ".join(errors)

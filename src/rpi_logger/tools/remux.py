@@ -30,8 +30,12 @@ import av
 from tqdm import tqdm
 
 TIME_BASE = Fraction(1, 1_000_000)
-_MP4_OPTIONS = {"movflags": "frag_keyframe+delay_moov", "use_editlist": "1",
-                "movie_timescale": "1000000", "frag_duration": "500000"}
+_MP4_OPTIONS = {
+    "movflags": "frag_keyframe+delay_moov",
+    "use_editlist": "1",
+    "movie_timescale": "1000000",
+    "frag_duration": "500000",
+}
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _TRIAL_RE = re.compile(r"^trial(\d+)_")
 
@@ -93,8 +97,9 @@ def read_timing(path: Path) -> tuple[list[int], bool]:
     header = [h.strip() for h in next(reader)]
     missing = [c for c in ("frame_index", "t_mono_ns") if c not in header]
     if missing:
-        raise RemuxError(f"timing file {path} has no column {', '.join(missing)} "
-                         f"(found: {', '.join(header)})")
+        raise RemuxError(
+            f"timing file {path} has no column {', '.join(missing)} (found: {', '.join(header)})"
+        )
     i_idx, i_t = header.index("frame_index"), header.index("t_mono_ns")
     rows: list[tuple[int, int]] = []
     truncated = False
@@ -116,13 +121,16 @@ def read_timing(path: Path) -> tuple[list[int], bool]:
     rows.sort()
     for expect, (idx, _) in enumerate(rows):
         if idx != expect:
-            raise RemuxError(f"{path}: frame_index values are not 0..{len(rows) - 1} "
-                             f"(index {expect} is {idx})")
+            raise RemuxError(
+                f"{path}: frame_index values are not 0..{len(rows) - 1} (index {expect} is {idx})"
+            )
     times = [t for _, t in rows]
     for k in range(1, len(times)):
         if times[k] <= times[k - 1]:
-            raise RemuxError(f"{path}: t_mono_ns does not increase at frame_index {k} "
-                             f"({times[k - 1]} then {times[k]})")
+            raise RemuxError(
+                f"{path}: t_mono_ns does not increase at frame_index {k} "
+                f"({times[k - 1]} then {times[k]})"
+            )
     return times, truncated
 
 
@@ -177,7 +185,8 @@ def _count_packets(video: Path) -> int:
                 if last_pts is not None and packet.pts <= last_pts:
                     raise RemuxError(
                         f"{video} stores frames out of presentation order (B-frames?); "
-                        "remux needs decode order = presentation order")
+                        "remux needs decode order = presentation order"
+                    )
                 last_pts = packet.pts
             n += 1
         return n
@@ -228,8 +237,9 @@ def remux(
     out = Path(out) if out is not None else default_output_path(video)
     fmt = _FORMATS.get(out.suffix.lower())
     if fmt is None:
-        raise RemuxError(f"output {out}: unsupported extension (use one of "
-                         f"{', '.join(sorted(_FORMATS))})")
+        raise RemuxError(
+            f"output {out}: unsupported extension (use one of {', '.join(sorted(_FORMATS))})"
+        )
     if not video.is_file():
         raise RemuxError(f"video not found: {video}")
     if out.resolve() == video.resolve():
@@ -238,9 +248,11 @@ def remux(
     n_rows = len(times)
     n_video = _count_packets(video)
     if n_video != len(times) and not allow_mismatch:
-        raise RemuxError(f"row count mismatch: {video.name} has {n_video} frames but "
-                         f"{timing.name} has {len(times)} rows (use --allow-mismatch to pair "
-                         "the first frames with the first rows)")
+        raise RemuxError(
+            f"row count mismatch: {video.name} has {n_video} frames but "
+            f"{timing.name} has {len(times)} rows (use --allow-mismatch to pair "
+            "the first frames with the first rows)"
+        )
     n = min(n_video, len(times))
     if n == 0:
         raise RemuxError(f"nothing to remux: {n_video} frames, {len(times)} timing rows")
@@ -276,8 +288,9 @@ def remux(
             rate = mean_rate(times)
             if rate > 0:  # only a hint for formats that store one constant rate
                 out_stream.codec_context.framerate = Fraction(rate).limit_denominator(1_000_000)
-            with tqdm(total=n, unit="frame", desc=video.name, disable=not progress,
-                      file=sys.stderr) as bar:
+            with tqdm(
+                total=n, unit="frame", desc=video.name, disable=not progress, file=sys.stderr
+            ) as bar:
                 for packet in src.demux(in_stream):
                     if packet.size == 0:
                         continue
@@ -308,11 +321,18 @@ def remux(
         part.unlink(missing_ok=True)
         raise RemuxError(f"cannot write {out}: {_why(exc)}") from None
     return RemuxResult(
-        video=video, timing=timing, out=out, frames=written, video_frames=n_video,
+        video=video,
+        timing=timing,
+        out=out,
+        frames=written,
+        video_frames=n_video,
         timing_rows=n_rows,
-        trial_start_mono_ns=start, trial_start_source=source,
-        first_pts_s=pts[0] / 1e6, last_pts_s=pts[written - 1] / 1e6,
-        mean_fps=mean_rate(times), elapsed_s=time.monotonic() - t0,
+        trial_start_mono_ns=start,
+        trial_start_source=source,
+        first_pts_s=pts[0] / 1e6,
+        last_pts_s=pts[written - 1] / 1e6,
+        mean_fps=mean_rate(times),
+        elapsed_s=time.monotonic() - t0,
         truncated_last_row=truncated,
     )
 
@@ -328,23 +348,42 @@ async def remux_async(
 ) -> RemuxResult:
     """`remux` on a worker thread, so the event loop keeps running."""
     return await asyncio.to_thread(
-        remux, video, timing, out, progress,
-        trial_start_mono_ns=trial_start_mono_ns, allow_mismatch=allow_mismatch,
+        remux,
+        video,
+        timing,
+        out,
+        progress,
+        trial_start_mono_ns=trial_start_mono_ns,
+        allow_mismatch=allow_mismatch,
     )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``rpi-logger remux``."""
     parser.add_argument("video", help="video file (.mp4, .mkv, .mov or raw .h264)")
-    parser.add_argument("--timing", metavar="CSV",
-                        help="timing CSV (default: <video stem>_timing.csv beside the video)")
-    parser.add_argument("-o", "--output", metavar="OUT",
-                        help="output file (default: <video stem>_remux.mp4 beside the video)")
-    parser.add_argument("--trial-start-ns", type=int, metavar="NS",
-                        help="trial start on the host monotonic clock (default: from the "
-                             "session manifest, else the first frame)")
-    parser.add_argument("--allow-mismatch", action="store_true",
-                        help="pair the first frames with the first rows when counts differ")
+    parser.add_argument(
+        "--timing",
+        metavar="CSV",
+        help="timing CSV (default: <video stem>_timing.csv beside the video)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="output file (default: <video stem>_remux.mp4 beside the video)",
+    )
+    parser.add_argument(
+        "--trial-start-ns",
+        type=int,
+        metavar="NS",
+        help="trial start on the host monotonic clock (default: from the "
+        "session manifest, else the first frame)",
+    )
+    parser.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="pair the first frames with the first rows when counts differ",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -352,21 +391,29 @@ def run(args: argparse.Namespace) -> int:
     """Run ``rpi-logger remux``; returns the exit status (errors are one line, no traceback)."""
     try:
         result = remux(
-            args.video, args.timing, args.output, progress=not args.no_progress,
-            trial_start_mono_ns=args.trial_start_ns, allow_mismatch=args.allow_mismatch,
+            args.video,
+            args.timing,
+            args.output,
+            progress=not args.no_progress,
+            trial_start_mono_ns=args.trial_start_ns,
+            allow_mismatch=args.allow_mismatch,
         )
     except RemuxError as exc:
         print(f"rpi-logger remux: error: {exc}", file=sys.stderr)
         return 1
     if result.truncated_last_row:
-        print("note: the timing file's last line was incomplete and was ignored",
-              file=sys.stderr)
+        print("note: the timing file's last line was incomplete and was ignored", file=sys.stderr)
     if result.video_frames != result.timing_rows:
-        print(f"note: {result.video_frames} frames, {result.timing_rows} timing rows; "
-              f"wrote the first {result.frames}", file=sys.stderr)
-    print(f"wrote {result.out}: {result.frames} frames, {result.first_pts_s:.6f}-"
-          f"{result.last_pts_s:.6f} s, mean {result.mean_fps:.3f} fps "
-          f"(trial start from {result.trial_start_source})")
+        print(
+            f"note: {result.video_frames} frames, {result.timing_rows} timing rows; "
+            f"wrote the first {result.frames}",
+            file=sys.stderr,
+        )
+    print(
+        f"wrote {result.out}: {result.frames} frames, {result.first_pts_s:.6f}-"
+        f"{result.last_pts_s:.6f} s, mean {result.mean_fps:.3f} fps "
+        f"(trial start from {result.trial_start_source})"
+    )
     return 0
 
 

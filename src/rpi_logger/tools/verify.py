@@ -211,6 +211,7 @@ class FileContext:
     timing_rel: str | None = None
     timing: CsvTable | None = None
     times: list[int] | None = None  # the timing file's t_mono_ns, when they parse
+    repair: bool = False  # `verify --repair`: a kind's check may repair what a crash left
 
     @property
     def simulated(self) -> bool:
@@ -350,12 +351,39 @@ def _read_table(report: Report, where: str, path: Path) -> CsvTable | None:
     return table
 
 
+def _check_gaps(report: Report, rel: str, gaps: object, start_ns: int | None) -> None:
+    """List the stretches a device did not deliver (`TrialStream.gap`), relative to the trial."""
+    if not isinstance(gaps, list):
+        report.add(ERROR, rel, f"gaps is not a list: {_show(gaps)}")
+        return
+    origin = start_ns or 0
+    for gap in gaps:
+        begin = gap.get("start_mono_ns") if isinstance(gap, dict) else None
+        end = gap.get("end_mono_ns") if isinstance(gap, dict) else None
+        if not (_is_int(begin) and _is_int(end) and end >= begin):  # type: ignore[operator]
+            report.add(ERROR, rel, f"malformed gap: {_show(gap)}")
+            continue
+        assert isinstance(gap, dict) and isinstance(begin, int) and isinstance(end, int)
+        missing = gap.get("samples_missing")
+        reason = gap.get("reason")
+        reason = reason[:60] if isinstance(reason, str) and reason else "no data"
+        report.add(
+            WARNING,
+            rel,
+            f"gap ({reason}) from "
+            f"{(begin - origin) / 1e9:.3f} s to {(end - origin) / 1e9:.3f} s of the trial "
+            f"({(end - begin) / 1e9:.3f} s"
+            + (f", {missing} samples missing)" if _is_int(missing) else ")"),
+        )
+
+
 def _check_file(
     report: Report,
     root: Path,
     entry: object,
     trial: TrialInfo | None,
     label: str,
+    repair: bool = False,
 ) -> None:
     """Check one file entry; `label` names it in findings while its path is unknown."""
     if not isinstance(entry, dict):
@@ -396,6 +424,8 @@ def _check_file(
         report.add(WARNING, rel, f"{dropped} samples dropped")
     start = trial.start_ns if trial else None
     stop = trial.stop_ns if trial else None
+    if "gaps" in entry:
+        _check_gaps(report, rel, entry["gaps"], start)
     ctx = FileContext(
         session_dir=root,
         rel=rel,
@@ -407,6 +437,7 @@ def _check_file(
         interrupted=interrupted,
         trial_interrupted=bool(trial and trial.interrupted),
         frames=frames,
+        repair=repair,
     )
 
     timing_rel = entry.get("timing")
@@ -540,8 +571,11 @@ def _check_modules(report: Report, modules: object) -> None:
             report.add(WARNING, where, f"failed: {_show(module.get('error'), 300)}")
 
 
-def verify_session(session_dir: Path) -> Report:
-    """Check every file of a session against its manifest. Never raises for bad input."""
+def verify_session(session_dir: Path, repair: bool = False) -> Report:
+    """Check every file of a session against its manifest. Never raises for bad input.
+
+    With `repair`, a kind's check also repairs what a crash left behind where that is possible
+    without touching samples (a WAV header, for one), and says so in an info finding."""
     session_dir = Path(session_dir)
     report = Report(session_dir)
     manifest = _load_manifest(report, session_dir)
@@ -584,7 +618,7 @@ def verify_session(session_dir: Path) -> Report:
             _guarded(
                 report,
                 label,
-                lambda e=entry, t=trial, lb=label: _check_file(report, root, e, t, lb),
+                lambda e=entry, t=trial, lb=label: _check_file(report, root, e, t, lb, repair),
             )
 
     session_files = manifest.get("files", [])
@@ -601,7 +635,9 @@ def verify_session(session_dir: Path) -> Report:
             )
         else:
             _guarded(
-                report, label, lambda e=entry, lb=label: _check_file(report, root, e, None, lb)
+                report,
+                label,
+                lambda e=entry, lb=label: _check_file(report, root, e, None, lb, repair),
             )
     return report
 

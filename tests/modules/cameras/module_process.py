@@ -16,9 +16,9 @@ from rpi_logger.framework.discovery import discover_modules
 
 
 @contextlib.asynccontextmanager
-async def running_module(name: str, settings: dict[str, Any]) -> AsyncIterator[
-    tuple[ModuleProcess, list[float]]
-]:
+async def running_module(
+    name: str, settings: dict[str, Any]
+) -> AsyncIterator[tuple[ModuleProcess, list[float]]]:
     """The module's real process under a `ModuleProcess`, with the times of its heartbeats."""
     spec = next(s for s in discover_modules() if s.name == name and s.valid)
     beats: list[float] = []

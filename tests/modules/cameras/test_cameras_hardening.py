@@ -23,10 +23,9 @@ from tests.modules.cameras.module_process import assert_healthy, running_module
 from rpi_logger.core.supervisor import ModuleError
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
-from rpi_logger.modules.cameras.frames import CameraInfo
+from rpi_logger.modules.cameras.frames import CameraInfo, FrameSource
 from rpi_logger.modules.cameras.pipeline import CameraPipeline
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
-from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
 from rpi_logger.samples import Frame
 
 PERIOD_NS = 33_333_333
@@ -204,8 +203,8 @@ async def test_a_stop_before_the_start_is_an_empty_window_closed_cleanly(
 # ------------------------------------------------------------------ E: capture overflow
 
 
-class _HandOffSource(ThreadedSource):
-    """A ThreadedSource whose hand-off the test drives directly (the device thread idles)."""
+class _HandOffSource(FrameSource):
+    """A FrameSource whose hand-off the test drives directly (the device thread idles)."""
 
     backend = "synthetic"
 

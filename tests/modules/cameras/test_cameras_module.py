@@ -207,16 +207,16 @@ class _GappySource(FrameSource):
     def __init__(self) -> None:
         super().__init__(CameraInfo("gappy", "gappy", 64, 32, 30.0, "synthetic", True))
 
-    async def _open(self) -> None:
-        return None
+    def _device_open(self) -> CameraInfo:
+        return self.info
 
-    async def _close(self) -> None:
-        return None
-
-    async def frames(self):  # type: ignore[override]
+    def _device_loop(self) -> None:
         image = np.zeros((32, 64, 3), np.uint8)
         for seq in (0, 1, 2, 5, 6):
-            yield Frame(image, 1_000_000 + seq * 33_333_333, 0.0, None, seq)
+            self._emit(Frame(image, 1_000_000 + seq * 33_333_333, 0.0, None, seq))
+
+    def _device_close(self) -> None:
+        return None
 
 
 async def test_device_sequence_gaps_are_counted_as_drops(tmp_path: Path) -> None:

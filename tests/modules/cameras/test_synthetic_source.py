@@ -112,7 +112,7 @@ async def test_live_frames_are_paced_and_carry_their_capture_time() -> None:
 async def test_slow_consumer_loses_frames_in_the_hand_off_and_is_told_which() -> None:
     src = SyntheticSource(width=640, height=480, fps=30, queue_size=2)
     lost: list[tuple[int, int]] = []
-    src.on_overflow = lambda t, seq: lost.append((t, seq))
+    src.on_overflow = lambda item: lost.append((item.t_mono_ns, item.sequence))
     frames = []
     async with src:
         async for frame in src:

@@ -72,7 +72,7 @@ def draw_barcodes(image: np.ndarray, counter: int, ms: int, pixel_format: str = 
 
 def _read_row(luma: np.ndarray, row: int, threshold: float) -> int:
     cy = row * CELL_PX + CELL_PX // 2
-    band = luma[cy - _HALF : cy + _HALF, : BARCODE_WIDTH].astype(np.float32)
+    band = luma[cy - _HALF : cy + _HALF, :BARCODE_WIDTH].astype(np.float32)
     # Mean over each cell's central 8x8 patch: one reshape, no per-pixel Python.
     lo, hi = CELL_PX // 2 - _HALF, CELL_PX // 2 + _HALF
     cells = band.reshape(2 * _HALF, CELLS, CELL_PX)[:, :, lo:hi]

@@ -1,29 +1,26 @@
 """The interface every camera backend implements, and what a camera tells about itself.
 
 A `FrameSource` is opened, iterated asynchronously, and closed, all from the event loop. Device
-reads and rendering happen on the backend's own thread (`ThreadedSource`); only finished `Frame`
-objects (`rpi_logger.samples`) reach the loop.
+reads and rendering happen on the backend's own thread (`rpi_logger.framework.source`); only
+finished `Frame` objects (`rpi_logger.samples`) reach the loop.
 
 `Frame.sequence` is the *device* sequence number: a jump of more than one is a frame the device
 never delivered (a "device sequence gap", counted by the trial stream). Frames a source loses
-because its own hand-off to the loop is full are counted in `SourceStats.dropped_queue_overflow`
-and reported to the source's `on_overflow(t_mono_ns, sequence)` callback on the loop, so a
-consumer counts them as "capture overflow" and not as device gaps.
+because its own hand-off to the loop is full are counted in `stats.dropped_queue_overflow`
+and reported to the source's `on_overflow(Lost)` callback on the loop, so a consumer counts them
+as "capture overflow" and not as device gaps.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from rpi_logger.framework.source import ThreadedSource
 from rpi_logger.samples import Frame, PixelFormat
-
-#: ``on_overflow(t_mono_ns, sequence)``: a frame lost in the hand-off to the loop (loop thread).
-OnOverflow = Callable[[int, int], None]
 
 
 class CameraError(RuntimeError):
@@ -60,41 +57,19 @@ class CameraDescriptor:
     details: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class SourceStats:
-    """Counters a source keeps; read them from the loop at any time."""
-
-    frames_captured: int = 0  # frames the device delivered to the source
-    frames_delivered: int = 0  # frames handed to the consumer
-    dropped_queue_overflow: int = 0  # frames lost because the consumer did not keep up
-
-
-class FrameSource(abc.ABC):
+class FrameSource(ThreadedSource[Frame, CameraInfo]):
     """A camera: ``await open()``, ``async for frame in source``, ``await close()``.
 
-    Also an async context manager. Subclasses set `backend` and implement `_open`, `_close`
-    and `frames`; enumeration is the class method `list_cameras` (blocking, may touch device
-    files: call it through `list_cameras_async` from a loop).
+    Every backend reads its device on its own thread (`rpi_logger.framework.source`): it
+    implements `_device_open`, `_device_loop` and `_device_close`, and enumeration as the class
+    method `list_cameras` (blocking, may touch device files: call it through
+    `list_cameras_async` from a loop).
     """
 
-    backend: str = "abstract"
+    error_class = CameraError
 
-    def __init__(self, info: CameraInfo) -> None:
-        self._info = info
-        self.stats = SourceStats()
-        self._opened = False
-        #: Called on the loop for each frame the source lost in its hand-off to the loop.
-        self.on_overflow: OnOverflow | None = None
-
-    @property
-    def info(self) -> CameraInfo:
-        """Id, name, size, rate, backend and whether the camera is simulated."""
-        return self._info
-
-    @property
-    def is_open(self) -> bool:
-        """True between a successful `open()` and `close()`."""
-        return self._opened
+    def __init__(self, info: CameraInfo, queue_size: int = 8) -> None:
+        super().__init__(info.id, info, queue_size)
 
     # -- enumeration -------------------------------------------------------------------------
     @classmethod
@@ -112,40 +87,9 @@ class FrameSource(abc.ABC):
         """`list_cameras` run on a worker thread."""
         return await asyncio.to_thread(cls.list_cameras)
 
-    # -- life cycle --------------------------------------------------------------------------
-    async def open(self) -> None:
-        """Start capturing. Raises `CameraError` with a reason when the camera cannot start."""
-        if self._opened:
-            return
-        await self._open()
-        self._opened = True
-
-    async def close(self) -> None:
-        """Stop capturing and release the device. Idempotent."""
-        if not self._opened:
-            return
-        self._opened = False
-        await self._close()
-
-    @abc.abstractmethod
-    async def _open(self) -> None: ...
-
-    @abc.abstractmethod
-    async def _close(self) -> None: ...
-
-    @abc.abstractmethod
     def frames(self) -> AsyncIterator[Frame]:
         """Frames in capture order until `close()`; raises `CameraError` if the device fails."""
-
-    def __aiter__(self) -> AsyncIterator[Frame]:
-        return self.frames()
-
-    async def __aenter__(self) -> FrameSource:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        return self.samples()
 
 
 def unpad_yuv420(buffer: np.ndarray, width: int, height: int, stride: int) -> np.ndarray:

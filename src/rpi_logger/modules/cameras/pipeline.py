@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rpi_logger.framework.base import FileRecord
+from rpi_logger.framework.source import Lost
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.framework.trial_stream import TrialStream
 from rpi_logger.io.sinks.base import SinkError
@@ -99,10 +100,10 @@ class CameraPipeline:
         if self._stream is not None:
             self._stream.offer(frame)
 
-    def _on_capture_overflow(self, t_mono_ns: int, sequence: int) -> None:
+    def _on_capture_overflow(self, lost: Lost) -> None:
         """The source lost a frame in its hand-off to the loop (loop thread)."""
         if self._stream is not None:
-            self._stream.lost(t_mono_ns, sequence)
+            self._stream.lost(lost.t_mono_ns, lost.sequence)
 
     @property
     def fps(self) -> float:

@@ -23,8 +23,9 @@ def backend_class(name: str) -> type[FrameSource]:
     try:
         module, cls = _BACKENDS[name]
     except KeyError:
-        raise ValueError(f"unknown camera backend {name!r}; expected one of "
-                         f"{', '.join(BACKEND_NAMES)}") from None
+        raise ValueError(
+            f"unknown camera backend {name!r}; expected one of {', '.join(BACKEND_NAMES)}"
+        ) from None
     return getattr(importlib.import_module(module), cls)
 
 

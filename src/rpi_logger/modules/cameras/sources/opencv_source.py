@@ -6,7 +6,7 @@
 - Open: ``CAP_V4L2``, MJPG FOURCC set explicitly (OpenCV would probe it last), requested size and
   rate, ``CAP_PROP_BUFFERSIZE``.
 - Reading: ``grab()`` / ``retrieve()`` on the device thread, frames handed to the loop through
-  `ThreadedSource`'s bounded bridge (full -> counted drop).
+  the framework's threaded source (a bounded bridge (full -> counted drop).
 - Timestamp: ``CAP_PROP_POS_MSEC`` is the driver's buffer timestamp, on CLOCK_MONOTONIC for UVC;
   it is used when plausible (within a few seconds of now, not in the future), else the time
   ``grab()`` returned. The raw value is kept as ``t_device_ns``.
@@ -34,8 +34,8 @@ from rpi_logger.modules.cameras.frames import (
     CameraDescriptor,
     CameraError,
     CameraInfo,
+    FrameSource,
 )
-from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
 from rpi_logger.samples import Frame
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def list_v4l2_cameras(
     return found
 
 
-class OpenCVSource(ThreadedSource):
+class OpenCVSource(FrameSource):
     """A V4L2 webcam read through OpenCV. ``device`` is a node path or an index."""
 
     backend = "opencv"

@@ -9,7 +9,7 @@
 - ``sequence`` advances by ``round(Δ SensorTimestamp / FrameDuration)`` per frame, so a frame the
   camera produced but we never saw shows as a sequence gap.
 - The capture thread loops on ``capture_request()`` -> copy -> ``release()`` and hands frames to
-  the loop through `ThreadedSource`'s bounded bridge.
+  the loop through the framework's threaded source (a bounded bridge.
 
 picamera2 ships with Raspberry Pi OS (apt ``python3-picamera2``; the venv needs
 ``--system-site-packages``). Without it the backend reports itself unavailable, with the reason.
@@ -27,9 +27,9 @@ from rpi_logger.modules.cameras.frames import (
     CameraDescriptor,
     CameraError,
     CameraInfo,
+    FrameSource,
     unpad_yuv420,
 )
-from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
 from rpi_logger.samples import PIXEL_FORMATS, Frame, PixelFormat
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def sequence_step(prev_ts_ns: int | None, ts_ns: int, frame_duration_us: float |
     return max(1, round((ts_ns - prev_ts_ns) / (frame_duration_us * 1000.0)))
 
 
-class Picamera2Source(ThreadedSource):
+class Picamera2Source(FrameSource):
     """A CSI camera (``camera_num`` as picamera2 numbers them). See the module docstring."""
 
     backend = "picamera2"

@@ -1,14 +1,14 @@
 """The simulated camera of design.md: Simulated devices: real-time, clock-derived, with two
 barcodes per frame.
 
-It runs like a real camera, on its own device thread (`ThreadedSource`): capture slot *k* falls
-at ``start + k * period`` on the host clock; the thread sleeps to the slot, renders the frame and
-stamps it with the slot's time, as a sensor stamps its exposure, so its timing depends neither
-on the event loop nor on how late the thread woke. Like a V4L2 or libcamera device it holds
-`buffers` frames: a thread that wakes late delivers the slots it missed, in order, as long as
-they fit; older ones are gone and the sequence number (= the barcode counter) jumps, exactly as
-a real camera's would (a device sequence gap). A consumer that falls behind loses frames in the
-hand-off instead (capture overflow).
+It runs like a real camera, on its own device thread (`rpi_logger.framework.source`): capture
+slot *k* falls at ``start + k * period`` on the host clock; the thread sleeps to the slot,
+renders the frame and stamps it with the slot's time, as a sensor stamps its exposure, so its
+timing depends neither on the event loop nor on how late the thread woke. Like a V4L2 or
+libcamera device it holds `buffers` frames: a thread that wakes late delivers the slots it
+missed, in order, as long as they fit; older ones are gone and the sequence number (= the
+barcode counter) jumps, exactly as a real camera's would (a device sequence gap). A consumer
+that falls behind loses frames in the hand-off instead (capture overflow).
 
 Cost per frame is one copy of a pre-rendered, horizontally scrolling background (each frame needs
 its own buffer, because consumers such as the encoder queue keep frames for a while) plus writing
@@ -27,8 +27,8 @@ from rpi_logger.modules.cameras.barcode import BARCODE_WIDTH, draw_barcodes, ms_
 from rpi_logger.modules.cameras.frames import (
     CameraDescriptor,
     CameraInfo,
+    FrameSource,
 )
-from rpi_logger.modules.cameras.sources.threaded import ThreadedSource
 from rpi_logger.samples import PIXEL_FORMATS, Frame, PixelFormat
 
 DEFAULT_WIDTH = 1280
@@ -69,7 +69,7 @@ def _rgb_to_yuv420p_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return u8(y), u8(u), u8(v)
 
 
-class SyntheticSource(ThreadedSource):
+class SyntheticSource(FrameSource):
     """A simulated camera (design.md: Simulated devices). See the module docstring for its timing
     behaviour."""
 
