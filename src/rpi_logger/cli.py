@@ -180,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     if remux is not None:
         rmx = sub.add_parser("remux", help="rewrite a video's timestamps from its timing CSV")
         remux.add_arguments(rmx)
+
+    ovl = sub.add_parser(
+        "overlay", help="gaze-overlay copies of the eye tracker's scene videos, made afterwards"
+    )
+    ovl.add_argument("session", type=Path, help="the session folder")
+    ovl.add_argument("--force", action="store_true", help="replace overlay videos that exist")
     return parser
 
 
@@ -332,6 +338,10 @@ def _main(argv: list[str] | None) -> int:
                 from rpi_logger.tools import remux
 
                 return remux.run(args)
+            case "overlay":
+                from rpi_logger.tools import overlay  # type: ignore[attr-defined]
+
+                return overlay.run(args)
     except ConfigError as exc:
         print(f"rpi-logger: config error: {exc}", file=sys.stderr)
         return 2
