@@ -15,6 +15,7 @@ FORBIDDEN = {
     "io": ("rpi_logger.modules", "rpi_logger.core", "rpi_logger.framework"),
     "framework": ("rpi_logger.modules", "rpi_logger.core"),
     "config": ("rpi_logger.modules", "rpi_logger.core", "rpi_logger.framework"),
+    "simulation": ("rpi_logger.modules", "rpi_logger.core", "rpi_logger.framework"),
 }
 
 

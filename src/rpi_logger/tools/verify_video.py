@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
+from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 
 if TYPE_CHECKING:
     from rpi_logger.tools.verify import FileContext, Report

@@ -12,7 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from rpi_logger.modules.cameras.barcode import read_video_barcodes
+from rpi_logger.simulation.barcode import read_video_barcodes
 
 CHILD = textwrap.dedent(
     """

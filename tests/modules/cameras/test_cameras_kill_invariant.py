@@ -22,7 +22,7 @@ import pytest
 
 from rpi_logger.core.master import Master, MasterConfig
 from rpi_logger.framework.trial import TrialWindow
-from rpi_logger.modules.cameras.barcode import ms_of, read_video_barcodes
+from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 
 # The runtime tells a rejoining module the trial's origin (TrialWindow.origin_ns).
 ON_TRIAL_TIMELINE = "origin_ns" in {f.name for f in dataclasses.fields(TrialWindow)}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rpi_logger.framework.gaps import SequenceGapCounter
-from rpi_logger.modules.cameras.barcode import decode_barcodes, ms_of
+from rpi_logger.simulation.barcode import decode_barcodes, ms_of
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
 
 
