@@ -54,4 +54,44 @@ class Frame:
         return int(self.image.shape[0])
 
 
-__all__ = ["PIXEL_FORMATS", "Frame", "PixelFormat"]
+@dataclass(frozen=True, slots=True)
+class AudioBlock:
+    """One block of audio samples as the device delivered it, and when its first sample was
+    taken.
+
+    ``data`` is ``(frames, channels)``, C-contiguous, int16, int32 (24-bit audio, left-aligned)
+    or float32. ``t_mono_ns`` is the host time of the first sample (sample *i* was taken at
+    ``t_mono_ns + i * 1e9 / sample_rate``); ``t_device_ns`` the device's own time of it
+    (PortAudio's ADC time), or None. ``sequence`` counts the device's blocks and
+    ``device_sample_index`` its samples since the stream started. ``lost_before`` is the number
+    of samples the device lost just before this block (an input overflow, estimated from the
+    ADC times; 0 when none or unknown), ``input_overflow`` / ``input_underflow`` its status flags.
+    """
+
+    data: np.ndarray
+    t_mono_ns: int
+    t_wall_unix: float
+    t_device_ns: int | None
+    sample_rate: int
+    sequence: int
+    device_sample_index: int
+    lost_before: int = 0
+    input_overflow: bool = False
+    input_underflow: bool = False
+
+    @property
+    def frames(self) -> int:
+        """Samples per channel in the block."""
+        return int(self.data.shape[0])
+
+    @property
+    def channels(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def end_ns(self) -> int:
+        """The host time just after the block's last sample (the next block's start)."""
+        return self.t_mono_ns + self.frames * 1_000_000_000 // self.sample_rate
+
+
+__all__ = ["PIXEL_FORMATS", "AudioBlock", "Frame", "PixelFormat"]
