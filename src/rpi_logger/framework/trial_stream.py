@@ -81,7 +81,11 @@ class _InWindow(SinkProxy[T]):
     def write(self, batch: Sequence[T]) -> None:
         stream = self._stream
         stop = stream.window.stop_ns
-        if stop is not None and batch and stream.time_of(batch[-1]) >= stop:
+        clip = stream.clip
+        if stop is not None and batch and clip is not None:
+            start = stream.window.start_ns
+            batch = [c for s in batch if (c := clip(s, start, stop)) is not None]
+        elif stop is not None and batch and stream.time_of(batch[-1]) >= stop:
             batch = [s for s in batch if stream.time_of(s) < stop]
         if batch:
             self.inner.write(batch)
@@ -92,7 +96,11 @@ class TrialStream(Generic[T]):
     """One sink's samples during one trial. See the module docstring.
 
     ``time_of(sample)`` is its host time (default ``sample.t_mono_ns``); ``sequence_of``, when
-    given, its device sequence number (for gap counting); other keywords go to its `SinkWriter`
+    given, its device sequence number (for gap counting); ``clip(sample, start_ns, stop_ns)``,
+    when given, cuts a sample that spans time (an audio block) to the window: it returns the
+    part of the sample inside ``[start, stop)`` (stop None: open), or None when nothing is
+    inside, and ``time_of`` then gives the time of a part's first instant (a block straddling
+    the start or the stop is cut at the exact sample); other keywords go to its `SinkWriter`
     (``flush_interval_s``, ``fsync_interval_s``, ``nice``, ...). `offer`, `lost`, `status` run
     on the loop; `open` and `close` are awaited there.
     """
@@ -108,6 +116,7 @@ class TrialStream(Generic[T]):
         overflow: Overflow = "drop",
         time_of: Callable[[T], int] = _t_mono_ns,
         sequence_of: Callable[[T], int] | None = None,
+        clip: Callable[[T, int, int | None], T | None] | None = None,
         **writer_options: Any,
     ) -> None:
         self.window = window
@@ -116,6 +125,7 @@ class TrialStream(Generic[T]):
         self.name = name
         self.time_of = time_of
         self.sequence_of = sequence_of
+        self.clip = clip
         self.written = 0  # samples handed to the sink (writer thread)
         # The causes the stream itself sees; the writer counts queue overflow and errors.
         self._dropped = {"device_sequence_gap": 0, "capture_overflow": 0, "timestamp": 0}
@@ -155,6 +165,11 @@ class TrialStream(Generic[T]):
     def offer(self, sample: T) -> bool:
         """Queue `sample` if it belongs to the trial (O(1), never waits). False when it does not
         belong or was dropped (counted by cause)."""
+        if self.clip is not None:
+            part = self.clip(sample, self.window.start_ns, self.window.stop_ns)
+            if part is None:
+                return False
+            sample = part
         t = self.time_of(sample)
         if not self.window.accepts(t):
             return False
