@@ -31,6 +31,7 @@ from rpi_logger.core.manifest import (
     SCHEMA,
     TRIAL_STATUSES,
 )
+from rpi_logger.tools.verify_audio import check_audio
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 NOTES_MODULE = "Notes"
@@ -327,7 +328,10 @@ def _check_video(report: Report, ctx: FileContext) -> None:
 
 
 #: Checks of media files by manifest kind: fn(report, context) -> None.
-MEDIA_CHECKS: dict[str, Callable[[Report, FileContext], None]] = {"video": _check_video}
+MEDIA_CHECKS: dict[str, Callable[[Report, FileContext], None]] = {
+    "video": _check_video,
+    "audio": check_audio,  # soundfile loads only when a WAV is checked
+}
 
 
 def _read_table(report: Report, where: str, path: Path) -> CsvTable | None:
