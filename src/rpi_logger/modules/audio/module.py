@@ -1,0 +1,205 @@
+"""The Audio module: every selected input captured, during trials written to WAV with per-block
+timing on the host clock, and a level meter for the UI.
+
+Auto-detection: with `backend = auto` the module records the inputs PortAudio lists (the default
+input when `devices` is empty); with none (or no PortAudio) it says so and offers a simulated
+microphone, labelled simulated in its status and in the manifest. `--simulate` or
+`backend = simulated` forces it. The input devices found (name, host API, channels, default
+rate) are in configure's result and in every status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from rpi_logger.framework import protocol
+from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext, SessionInfo
+from rpi_logger.framework.trial import TrialWindow
+from rpi_logger.io.sinks.wav_sink import SUBTYPES
+from rpi_logger.modules.audio.backends import sounddevice_backend as sdb
+from rpi_logger.modules.audio.backends.base import AudioInfo, AudioSource
+from rpi_logger.modules.audio.backends.simulated import SimulatedAudioSource
+from rpi_logger.modules.audio.pipeline import AudioPipeline
+from rpi_logger.modules.audio.settings import SETTINGS
+
+log = logging.getLogger("rpi_logger.audio")
+
+
+def _find_inputs() -> tuple[list[dict[str, Any]], str | None]:
+    """PortAudio's input devices (blocking), or why there are none to be had."""
+    ok, why = sdb.available()
+    if not ok:
+        return [], why
+    try:
+        return sdb.list_input_devices(), None
+    except Exception as exc:  # PortAudio enumeration failed: say so, offer the simulation
+        return [], f"listing audio devices failed: {exc}"
+
+
+def _real_sources(
+    inputs: list[dict[str, Any]], settings: dict[str, Any]
+) -> tuple[list[AudioSource], list[str]]:
+    """Sources for the chosen inputs, and what is wrong with the settings (blocking checks)."""
+    dtype = SUBTYPES[settings["format"]]
+    problems: list[str] = []
+    sources: list[AudioSource] = []
+    for dev in sdb.select_devices(inputs, settings.get("devices")):
+        channels = settings["channels"] or dev["channels"]
+        why = sdb.check_settings(dev["index"], settings["sample_rate"], channels, dtype)
+        if why:
+            problems.append(
+                f"{dev['name']}: {settings['sample_rate']} Hz, {channels} channels, "
+                f"{settings['format']}: {why}"
+            )
+            continue
+        info = AudioInfo(
+            id=dev["id"],
+            name=dev["name"],
+            backend="sounddevice",
+            simulated=False,
+            sample_rate=settings["sample_rate"],
+            channels=channels,
+            dtype=dtype,
+            blocksize=settings["blocksize"],
+            hostapi=dev["hostapi"],
+            device=dev["index"],
+        )
+        sources.append(sdb.SoundDeviceSource(info, latency=settings["latency"]))
+    return sources, problems
+
+
+class AudioModule(Module):
+    settings = SETTINGS
+
+    def __init__(self, context: ModuleContext) -> None:
+        super().__init__(context)
+        self.config: dict[str, Any] = {}
+        self.inputs: list[dict[str, Any]] = []  # every input device PortAudio lists
+        self.pipelines: dict[str, AudioPipeline] = {}
+        self.notes: list[str] = []
+        self._changed = asyncio.Event()
+
+    async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
+        if self.trial is not None:
+            raise CommandError("cannot reconfigure audio during a trial", protocol.BAD_STATE)
+        backend = "simulated" if simulate else settings["backend"]
+        self.notes = []
+        sources: list[AudioSource] = []
+        if backend != "simulated":
+            self.inputs, why = await asyncio.to_thread(_find_inputs)
+            if why:
+                self.notes.append(why)
+            if self.inputs:
+                try:
+                    sources, problems = await asyncio.to_thread(
+                        _real_sources, self.inputs, settings
+                    )
+                except ValueError as exc:
+                    raise CommandError(str(exc), protocol.BAD_ARGS) from None
+                if problems:
+                    raise CommandError("; ".join(problems), protocol.BAD_ARGS)
+            if not sources and backend == "sounddevice":
+                raise CommandError(f"no audio input: {'; '.join(self.notes) or 'none found'}")
+            if not sources:
+                log.warning(
+                    "no audio input found (%s); offering a simulated microphone",
+                    "; ".join(self.notes) or "PortAudio lists none",
+                )
+        if not sources:
+            channels = settings["channels"] or 1
+            sources = [
+                SimulatedAudioSource(
+                    channels=channels,
+                    dtype=SUBTYPES[settings["format"]],
+                    blocksize=settings["blocksize"],
+                )
+            ]
+        self.config = settings
+        self.pipelines = {s.info.id: AudioPipeline(s, settings) for s in sources}
+        self.context.simulate = all(s.info.simulated for s in sources)
+        self._changed.set()  # run() restarts the capture loops with the new inputs
+        return {
+            "devices": [self._describe(p.source.info) for p in self.pipelines.values()],
+            "inputs": self.inputs,
+            "notes": self.notes,
+        }
+
+    @staticmethod
+    def _describe(info: AudioInfo) -> dict[str, Any]:
+        return {
+            "id": info.id,
+            "name": info.name,
+            "backend": info.backend,
+            "hostapi": info.hostapi,
+            "sample_rate": info.sample_rate,
+            "channels": info.channels,
+            "simulated": info.simulated,
+        }
+
+    async def run(self) -> None:
+        """Capture with the current inputs; restart the loops whenever configure() changes them."""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            pipelines = list(self.pipelines.values())
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(p.capture(), name=f"audio-{p.id}") for p in pipelines]
+                tasks.append(tg.create_task(self._meter(pipelines), name="level-meter"))
+                await self._changed.wait()
+                for task in tasks:
+                    task.cancel()
+
+    async def _meter(self, pipelines: list[AudioPipeline]) -> None:
+        """Levels per input, as status events about `level_meter_hz` times a second."""
+        rate = self.config.get("level_meter_hz", 10.0)
+        if not rate:
+            return
+        while True:
+            await asyncio.sleep(1.0 / rate)
+            if any([p.take_levels() is not None for p in pipelines]):
+                await self.emit(protocol.EV_STATUS, self._status_event())
+
+    def _status_event(self) -> dict[str, Any]:
+        runtime = self.runtime
+        return {
+            "name": self.context.name,
+            "state": runtime.state if runtime is not None else None,
+            "simulated": self.context.simulate,
+            "trial": self.trial.trial if self.trial else None,
+            **self.status(),
+        }
+
+    async def start_session(self, session: SessionInfo) -> dict[str, Any]:
+        """Ready to record means capturing: a trial started from now on has every sample from
+        its start (an input that cannot open says so in its status)."""
+        for result in await asyncio.gather(
+            *(p.wait_open() for p in self.pipelines.values()), return_exceptions=True
+        ):
+            if isinstance(result, Exception):
+                log.warning("%s", result)
+        return {}
+
+    async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
+        assert self.session is not None
+        folder, announce = self.session.module_dir, self.announce_file
+        results = await asyncio.gather(
+            *(p.start_trial(window, folder, announce) for p in self.pipelines.values()),
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await self.stop_trial(window)
+            raise CommandError("; ".join(str(e) for e in errors))
+        return {"inputs": list(self.pipelines)}
+
+    async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
+        records = await asyncio.gather(*(p.stop_trial() for p in self.pipelines.values()))
+        return [r for r in records if r is not None]
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "devices": [p.status() for p in self.pipelines.values()],
+            "inputs": self.inputs,
+        }
