@@ -24,12 +24,25 @@ import psutil
 from rpi_logger.core.events import Event, EventBus
 from rpi_logger.core.manifest import Health
 from rpi_logger.core.master_config import MasterConfig
+from rpi_logger.core.module_settings import ModuleSettings, SettingsError
 from rpi_logger.core.registry import ModuleEntry, ModuleRegistry
 from rpi_logger.core.session import SessionController
-from rpi_logger.core.state import MasterState, StateError, load_state_async, save_state_async
+from rpi_logger.core.state import (
+    MasterState,
+    StateError,
+    default_state_path,
+    load_state_async,
+    save_state_async,
+)
 from rpi_logger.core.supervisor import ModuleError
 from rpi_logger.framework import protocol
-from rpi_logger.framework.discovery import ModuleSpec, discover_modules_async, lookup
+from rpi_logger.framework.base import COMMON_SETTINGS
+from rpi_logger.framework.discovery import (
+    ModuleSpec,
+    discover_modules_async,
+    load_module_config_async,
+    lookup,
+)
 from rpi_logger.io import clock
 from rpi_logger.io.loop_monitor import LoopLagMonitor
 from rpi_logger.logging_setup import add_log_file, remove_log_file
@@ -40,6 +53,7 @@ log = logging.getLogger("rpi_logger.master")
 
 DISK_CHECK_PERIOD_S = 1.0
 DISK_FULL = "disk full"
+NOTES = "Notes"
 #: Commands only the master sends (they keep the modules in step); `request` refuses them.
 _LIFECYCLE = frozenset(protocol.COMMAND_ARGS) - {"status"}
 
@@ -86,6 +100,7 @@ class Master:
         self._autosave: asyncio.Task[None] | None = None
         self._log_handle: Any = None
         self._process = psutil.Process()
+        self.module_settings = ModuleSettings()
 
     @property
     def modules(self) -> dict[str, ModuleEntry]:
@@ -178,6 +193,14 @@ class Master:
             return []
         return [e.name for e in self.alive()]
 
+    async def add_note(self, text: str) -> dict[str, Any]:
+        """Add a note (on disk before this returns). Its `modules` column names the modules
+        recording the trial at that moment, not the Notes module that takes the note."""
+        modules = [name for name in self.recording() if name != NOTES]
+        note = await self.request(NOTES, "add_note", {"text": text, "modules": modules})
+        self.events.publish({"event": "note", "module": NOTES, "data": note})
+        return note
+
     # -- persistent state -------------------------------------------------------------------
     def _settings_for(self, name: str) -> dict[str, Any]:
         """Saved settings overlaid with this run's overrides (`--set`, the UI)."""
@@ -196,6 +219,64 @@ class Master:
         for name in set(self.state.enabled) - set(known):
             log.warning("saved state enables %s, which is not installed; skipped", name)
         return await self.start_modules(known)
+
+    async def start_enabled(self) -> dict[str, str | None]:
+        """Start the modules to run: those the saved state enables, or on a first start (no
+        state saved yet) every valid module whose config.txt says `enabled = true`."""
+        path = self.config.state_path
+        if path is None:
+            path = default_state_path()
+        if await asyncio.to_thread(path.exists):
+            return await self.restore()
+        setting = next(s for s in COMMON_SETTINGS if s.name == "enabled")
+        names = []
+        for spec in self.specs:
+            if not spec.valid:
+                continue
+            raw = await load_module_config_async(spec.path)
+            with contextlib.suppress(ValueError):
+                if setting.parse(raw.get("enabled")):
+                    names.append(spec.name)
+        self.state.enabled = list(names)
+        return await self.start_modules(names)
+
+    async def read_module_settings(self, name: str) -> tuple[list[Any], dict[str, Any]]:
+        """A module's settings schema and the values its config.txt holds (typed)."""
+        spec = self.spec(name)
+        try:
+            schema = await self.module_settings.schema(spec.path)
+            return schema, await self.module_settings.read(spec.path)
+        except SettingsError as exc:
+            raise MasterError(str(exc)) from None
+
+    async def write_module_settings(self, name: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Validate settings, write them to the module's config.txt (comments kept) and apply
+        them to the running module. Refused during a trial (a module reconfigured mid-trial
+        would change its files' format). Returns the values as written, typed."""
+        spec = self.spec(name)
+        if self.session is not None and self.session.current is not None:
+            raise MasterError("settings cannot change while a trial records; stop it first")
+        try:
+            typed = await self.module_settings.write(spec.path, values)
+        except SettingsError as exc:
+            raise MasterError(str(exc)) from None
+        # A saved override of the same key would hide the new value: config.txt is the truth.
+        saved = self.state.settings.get(spec.name, {})
+        if any(k in saved for k in typed):
+            self.state.settings[spec.name] = {k: v for k, v in saved.items() if k not in typed}
+            await self._save_state()
+        entry = self.modules.get(spec.name)
+        if entry is not None and entry.running and entry.proc is not None:
+            try:
+                result = await entry.proc.request(
+                    "configure",
+                    {"simulate": self.config.simulate, "settings": self._settings_for(spec.name)},
+                    timeout=30,
+                )
+            except ModuleError as exc:
+                raise MasterError(f"saved, but the running module refused them: {exc}") from None
+            entry.devices = result.get("devices", entry.devices)
+        return typed
 
     async def enable_module(self, name: str) -> str | None:
         """Start a module and remember it as enabled; returns its start error, if any."""
@@ -274,7 +355,11 @@ class Master:
                 await self.stop_trial(reason=reason, cut_short=True)
 
     # -- sessions and trials --------------------------------------------------------------
-    async def start_session(self, label: str | None = None) -> SessionController:
+    async def start_session(
+        self, label: str | None = None, data_dir: Path | None = None
+    ) -> SessionController:
+        """Start a session in `data_dir` (default: the configured data folder)."""
+        data_dir = data_dir or self.config.data_dir
         async with self._lock:
             if self.session is not None:
                 raise MasterError("a session is already running")
@@ -285,12 +370,11 @@ class Master:
             )
             try:
                 session = await SessionController.create(
-                    self.config.data_dir, clock.now(), label, self.registry.manifest(), simulated
+                    data_dir, clock.now(), label, self.registry.manifest(), simulated
                 )
             except OSError as exc:
                 raise MasterError(
-                    f"cannot create a session folder in {self.config.data_dir}: "
-                    f"{exc.strerror or exc}"
+                    f"cannot create a session folder in {data_dir}: {exc.strerror or exc}"
                 ) from None
             self.session = session
             self._autosave = self._tg.create_task(session.autosave(), name="manifest-saver")
