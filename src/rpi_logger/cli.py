@@ -98,6 +98,40 @@ def _why(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
 
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 0 and 65535, got {value}")
+    return value
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address to listen on (default 127.0.0.1; any other needs the token)",
+    )
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (default 8080)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="where sessions go")
+    parser.add_argument("--simulate", action="store_true", help="simulated devices only")
+    parser.add_argument(
+        "--set",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="MODULE.KEY=VALUE",
+        help="override a module setting for this run, e.g. cameras.fps=15",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rpi-logger", description="Synchronized multi-sensor data logger."
@@ -151,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE.KEY=VALUE",
         help="override a module setting for this run, e.g. cameras.encoder=ffmpeg",
     )
+
+    srv = sub.add_parser(
+        "serve", parents=[finding], help="the master with the web UI and HTTP API (the default)"
+    )
+    add_serve_arguments(srv)
+
+    nte = sub.add_parser("note", help="add a note to a running master (through its HTTP API)")
+    nte.add_argument("text", help="the note's text")
+    nte.add_argument("--url", default=None, help=f"the master's address (default {DEFAULT_URL})")
 
     mods = sub.add_parser(
         "modules", parents=[finding], help="list discovered modules and why any were rejected"
@@ -282,6 +325,76 @@ def cmd_record(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from rpi_logger.core.master import MasterConfig
+    from rpi_logger.logging_setup import default_log_file, setup_logging
+    from rpi_logger.web.server import serve_forever
+
+    settings = _master_settings(args)
+    data_dir = Path(args.data_dir or settings["data_dir"]).expanduser()
+    try:
+        check_data_dir(data_dir)
+    except DataDirError as exc:
+        print(f"rpi-logger serve: data folder {exc}", file=sys.stderr)
+        return 2
+    setup_logging("master", settings["log_level"], default_log_file())
+    overrides: dict[str, dict[str, str]] = {}
+    for module, key, value in args.set:
+        overrides.setdefault(module, {})[key] = value
+    config = MasterConfig(
+        data_dir=data_dir,
+        module_dirs=[*settings["module_dirs"], *args.module_dir],
+        lead_time_ms=settings["lead_time_ms"],
+        simulate=args.simulate,
+        log_level=settings["log_level"],
+        min_free_mb=settings["min_free_mb"],
+        overrides=overrides,
+    )
+    try:
+        return asyncio.run(serve_forever(config, args.host, args.port))
+    except OSError as exc:
+        print(f"rpi-logger serve: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    """POST the note to the master's API; the token (if the master made one) is read from the
+    state folder."""
+    import urllib.error
+    import urllib.request
+
+    from rpi_logger.web.security import read_token, token_path
+
+    url = (args.url or DEFAULT_URL).rstrip("/") + "/api/v1/notes"
+    headers = {"Content-Type": "application/json"}
+    token = read_token(token_path())
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        url, data=json.dumps({"text": args.text}).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            note = json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail", exc.reason)
+        except ValueError:
+            detail = exc.reason
+        print(f"rpi-logger note: {detail}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        why = getattr(exc, "reason", exc)
+        print(f"rpi-logger note: no master at {args.url or DEFAULT_URL}: {why}", file=sys.stderr)
+        return 1
+    trial = f" (trial {note['trial']})" if note.get("trial") else ""
+    print(f"note {note['note_index']} saved at {note['wall_iso']}{trial}")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from rpi_logger.tools.verify import format_report, verify_session
 
@@ -317,14 +430,18 @@ def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        # No command: the logger itself, with its defaults (`serve`).
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "serve"])
     try:
         match args.command:
             case "modules":
                 return cmd_modules(args)
             case "record":
                 return cmd_record(args)
+            case "serve":
+                return cmd_serve(args)
+            case "note":
+                return cmd_note(args)
             case "verify":
                 return cmd_verify(args)
             case "module":
