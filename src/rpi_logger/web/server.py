@@ -1,0 +1,132 @@
+"""`rpi-logger serve`: the master, its enabled modules, and the web server on one event loop.
+
+uvicorn serves inside the master's own lifetime: `uvicorn.Server.serve()` runs in a task group
+opened inside `async with Master(...)`, so the server stops before the master ends the session
+and stops its modules. uvicorn's own signal handling is switched off: SIGINT/SIGTERM ask the
+server to exit, and the master then shuts down cleanly (a running trial is stopped, the session
+ended, every file closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from rpi_logger.core.master import Master, MasterConfig, MasterError
+from rpi_logger.web.app import create_app
+from rpi_logger.web.live import Live
+from rpi_logger.web.security import load_or_create_token, needs_token, token_path
+
+log = logging.getLogger("rpi_logger.web")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers (the caller owns shutdown)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+@dataclass(slots=True)
+class Served:
+    master: Master
+    url: str
+    token: str | None
+    server: uvicorn.Server
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    config: MasterConfig, host: str = "127.0.0.1", port: int = 8080, start_modules: bool = True
+) -> AsyncIterator[Served]:
+    """The master with its enabled modules and the web server, ready; leaving stops both."""
+    state_dir = config.state_path.parent if config.state_path else None
+    token = None
+    if needs_token(host):
+        token = await asyncio.to_thread(load_or_create_token, token_path(state_dir))
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    port = sock.getsockname()[1]
+    async with Master(config) as master:
+        # `--set cameras.fps=15` names modules in any case; the master keys them canonically.
+        for module in list(config.overrides):
+            with contextlib.suppress(MasterError):
+                canonical = master.spec(module).name
+                if canonical != module:
+                    config.overrides.setdefault(canonical, {}).update(config.overrides.pop(module))
+        live = Live(master)
+        app = create_app(master, live, token)
+        uv_config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ws_max_size=1 << 20,
+            timeout_graceful_shutdown=2,
+        )
+        server = _Server(uv_config)
+        async with asyncio.TaskGroup() as tg:
+            live_task = tg.create_task(live.run(), name="web-live")
+            serve_task = tg.create_task(server.serve(sockets=[sock]), name="web-server")
+            try:
+                ready = tg.create_task(server.ready.wait())
+                await asyncio.wait([ready, serve_task], return_when=asyncio.FIRST_COMPLETED)
+                ready.cancel()
+                if start_modules:
+                    errors = await master.start_enabled()
+                    for name, error in errors.items():
+                        if error:
+                            log.error("module %s did not start: %s", name, error)
+                yield Served(master, _url(host, port), token, server)
+            finally:
+                server.should_exit = True  # serve() returns within ~0.1 s
+                live_task.cancel()
+
+
+async def serve_forever(config: MasterConfig, host: str, port: int) -> int:
+    """Run until SIGINT/SIGTERM; prints the URL to open. Returns the exit status."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with serving(config, host, port) as served:
+            url = served.url + "/"
+            if served.token:
+                url += f"?token={served.token}"
+            simulated = " (simulated devices)" if config.simulate else ""
+            print(f"RPi Logger{simulated} is ready: open {url}", flush=True)
+            print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
+            await stop.wait()
+            print("rpi-logger: stopping (closing any trial and session)", file=sys.stderr)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
