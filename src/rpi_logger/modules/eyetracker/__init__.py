@@ -1,0 +1,1 @@
+"""The EyeTracker module: a Pupil Labs Neon (or its simulation) on the host clock."""
