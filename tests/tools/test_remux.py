@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from tests.tools.readonly import read_only_dir
 
-from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 from rpi_logger.modules.cameras.frames import Frame
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
+from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 from rpi_logger.tools import remux as rm
 
 

@@ -16,9 +16,9 @@ import av
 
 from rpi_logger.io.sinks import SinkWriter
 from rpi_logger.io.sinks.video import VideoSettings, VideoSink, sink_class
-from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
 from rpi_logger.samples import Frame
+from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 
 PTS_TOLERANCE_S = 1e-3  # design.md: Timing files
 

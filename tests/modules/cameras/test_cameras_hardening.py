@@ -22,11 +22,11 @@ from tests.modules.cameras.module_process import assert_healthy, running_module
 
 from rpi_logger.core.supervisor import ModuleError
 from rpi_logger.framework.trial import TrialWindow
-from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 from rpi_logger.modules.cameras.frames import CameraInfo, FrameSource
 from rpi_logger.modules.cameras.pipeline import CameraPipeline
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
 from rpi_logger.samples import Frame
+from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 
 PERIOD_NS = 33_333_333
 

@@ -24,10 +24,10 @@ from tests.io.encoders.camera_video_checks import ffprobe_pts
 
 from rpi_logger.core.master import Master, MasterConfig
 from rpi_logger.framework.trial import TrialWindow
-from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 from rpi_logger.modules.cameras.frames import CameraInfo, FrameSource
 from rpi_logger.modules.cameras.pipeline import CameraPipeline
 from rpi_logger.samples import Frame
+from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 from rpi_logger.tools.verify import verify_session
 
 

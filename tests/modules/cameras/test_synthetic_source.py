@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from rpi_logger.framework.gaps import SequenceGapCounter
-from rpi_logger.simulation.barcode import decode_barcodes, ms_of
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
+from rpi_logger.simulation.barcode import decode_barcodes, ms_of
 
 
 @pytest.mark.parametrize("pixel_format", ["rgb24", "yuv420p"])
