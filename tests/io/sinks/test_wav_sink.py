@@ -41,8 +41,9 @@ def _blocks(count: int, frames: int, channels: int, dtype: str, t0: int = 10 * N
 def test_every_channel_and_sample_comes_back(tmp_path: Path, subtype: str) -> None:
     dtype = SUBTYPES[subtype]
     blocks = _blocks(10, 480, 3, dtype)
-    sink = WavSink(tmp_path / "a.wav", tmp_path / "a.csv", sample_rate=RATE, channels=3,
-                   subtype=subtype)
+    sink = WavSink(
+        tmp_path / "a.wav", tmp_path / "a.csv", sample_rate=RATE, channels=3, subtype=subtype
+    )
     sink.open()
     sink.write(blocks[:4])
     sink.write(blocks[4:])

@@ -82,10 +82,12 @@ async def test_trial_stream_cuts_blocks_straddling_start_and_stop(tmp_path: Path
     blocks = [_block(t0 + j * 10_000_000, j * 480) for j in range(100)]  # 1 s
     start, stop = t0 + 123_456_789, t0 + 876_543_210
     window = TrialWindow(1, start)
-    sink = WavSink(tmp_path / "a.wav", tmp_path / "a.csv", sample_rate=RATE, channels=1,
-                   subtype="PCM_24")
-    stream = TrialStream(window, sink, FileRecord("d", "audio", sink.path), name="a",
-                         max_items=1000, clip=clip_block)
+    sink = WavSink(
+        tmp_path / "a.wav", tmp_path / "a.csv", sample_rate=RATE, channels=1, subtype="PCM_24"
+    )
+    stream = TrialStream(
+        window, sink, FileRecord("d", "audio", sink.path), name="a", max_items=1000, clip=clip_block
+    )
     await stream.open()
     for j, b in enumerate(blocks):
         if j == 50:
