@@ -89,7 +89,8 @@ from rpi_logger.samples import AudioBlock
 s = WavSink({str(tmp_path / "a.wav")!r}, {str(tmp_path / "a.csv")!r}, sample_rate=48000, channels=1)
 s.open()
 for j in range(20):
-    s.write([AudioBlock(np.full((480, 1), j, np.int16), j * 10_000_000, 0.0, None, 48000, j, j * 480)])
+    block = np.full((480, 1), j, np.int16)
+    s.write([AudioBlock(block, j * 10_000_000, 0.0, None, 48000, j, j * 480)])
     if j == 9:
         s.flush()
 os._exit(9)

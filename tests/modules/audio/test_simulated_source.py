@@ -5,6 +5,7 @@ is starved, reported as a device would (the flag and the samples lost)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import numpy as np
@@ -42,7 +43,7 @@ async def test_blocks_arrive_back_to_back_on_the_host_clock() -> None:
                 break
         received = time.monotonic_ns()
     assert source.clock.kind == "adc"
-    for a, b in zip(blocks, blocks[1:], strict=False):
+    for a, b in itertools.pairwise(blocks):
         assert b.sequence == a.sequence + 1 and b.device_sample_index == a.device_sample_index + 480
         assert abs(b.t_mono_ns - a.end_ns) <= 1  # back to back, to the ns
     k0 = round(blocks[0].t_mono_ns * SAMPLE_RATE / NS)
