@@ -34,19 +34,18 @@ def confined(root: Path, *parts: str) -> Path:
     return target
 
 
-def session_dirs(root: Path) -> Iterator[Path]:
-    """Session folders under the data folder and one level of sub-folders below it."""
-    if not root.is_dir():
+def session_dirs(root: Path, depth: int = 3) -> Iterator[Path]:
+    """Session folders in the data folder and its sub-folders (up to `depth` levels down; a
+    session folder's own sub-folders are not searched)."""
+    if depth < 0 or not root.is_dir():
         return
     for entry in sorted(root.iterdir()):
         if not entry.is_dir() or entry.is_symlink():
             continue
         if (entry / MANIFEST).is_file():
             yield entry
-            continue
-        for inner in sorted(entry.iterdir()):
-            if inner.is_dir() and not inner.is_symlink() and (inner / MANIFEST).is_file():
-                yield inner
+        else:
+            yield from session_dirs(entry, depth - 1)
 
 
 def session_id(root: Path, folder: Path) -> str:
