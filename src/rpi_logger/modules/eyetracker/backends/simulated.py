@@ -4,7 +4,8 @@ as the real one.
 Content is a function of each sample's capture time `t` on the host clock (SPEC §7):
 
 - scene camera: the simulated camera picture (`rpi_logger.simulation.scene`) at 30 fps, 1600x1200
-  by default, barcodes included (counter = capture slot, time = `t` in whole ms);
+  by default, barcodes included (counter = capture slot, time = `t` in whole ms), each frame
+  captured half way through a millisecond;
 - gaze at 200 Hz: ``x = 800 + 600 sin(2 pi s / 4)``, ``y = 600 + 450 cos(2 pi s / 4)``,
   ``s = t / 1e9``, worn, with eye state and eyelid fields (`gaze_payload`);
 - IMU at 110 Hz; a blink every 3 s (from each whole multiple of 3 s, 150 ms long).
@@ -194,6 +195,11 @@ class SimulatedDevice:
             4, device_clock_ns(start), device_clock_ns(end), device_clock_ns(end) / 1e9
         )
 
+    def scene_slot_time(self, k: int) -> int:
+        """Scene frames are captured half way through a millisecond: the barcode's whole ms
+        then survives any mapping error under 0.5 ms, and `verify` checks exactly that."""
+        return (k * self.scene_period_ns) // 1_000_000 * 1_000_000 + 500_000
+
     def scene_frame(self, k: int, t: int) -> SimVideoFrame:
         return SimVideoFrame(self.scene.render(k, t), device_clock_ns(t) / 1e9, k)
 
@@ -206,13 +212,19 @@ class SimulatedDevice:
 
     # -- streams ----------------------------------------------------------------------------
     async def paced(
-        self, period_ns: int, make: Callable[[int, int], Any], buffers: int = 4
+        self,
+        period_ns: int,
+        make: Callable[[int, int], Any],
+        buffers: int = 4,
+        slot_time: Callable[[int], int] | None = None,
     ) -> AsyncIterator[Any]:
-        """`make(slot, t)` for each slot of the grid from now, in real time; silent while the
-        device is down (the stream stalls; a consumer gives up on it)."""
+        """`make(slot, t)` for each slot of the grid from now, in real time (slot k at
+        `slot_time(k)`, default ``k * period_ns``); silent while the device is down (the stream
+        stalls; a consumer gives up on it)."""
+        at = slot_time or (lambda k: k * period_ns)
         k = time.monotonic_ns() // period_ns + 1
         while True:
-            due = k * period_ns
+            due = at(k)
             now = time.monotonic_ns()
             if now < due:
                 await asyncio.sleep((due - now) / 1e9)
@@ -223,7 +235,7 @@ class SimulatedDevice:
                 continue
             # A device holds a few samples: older slots missed by a late wake-up are gone.
             k = max(k, now // period_ns - buffers + 1)
-            yield make(k, k * period_ns)
+            yield make(k, at(k))
             k += 1
 
     async def blinks(self) -> AsyncIterator[Any]:
@@ -254,7 +266,9 @@ class SimLink(Link):
             "gaze": lambda: dev.paced(GAZE_PERIOD_NS, lambda k, t: dev.gaze(t), buffers=40),
             "imu": lambda: dev.paced(IMU_PERIOD_NS, lambda k, t: dev.imu(t), buffers=20),
             "events": dev.blinks,
-            "scene": lambda: dev.paced(dev.scene_period_ns, dev.scene_frame),
+            "scene": lambda: dev.paced(
+                dev.scene_period_ns, dev.scene_frame, slot_time=dev.scene_slot_time
+            ),
             "eyes": lambda: dev.paced(EYES_PERIOD_NS, dev.eyes_frame, buffers=20),
         }
         return {kind: makers[kind]() for kind in kinds if kind in makers}
