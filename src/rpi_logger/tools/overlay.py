@@ -16,15 +16,19 @@ import argparse
 import csv
 import os
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from rpi_logger.io.sinks.video import mp4_muxer_options
+
 #: Gaze coordinates are scene-camera pixels of the Neon's 1600x1200 scene camera.
 GAZE_SPACE = (1600, 1200)
 #: A gaze point further than this from a frame's time is not drawn on it.
 MAX_GAZE_AGE_NS = 50_000_000
+US = Fraction(1, 1_000_000)
 RING_RADIUS = 40  # at 1600 px width
 RING_THICKNESS = 6
 _RED_YUV = (81, 90, 240)  # BT.601 video range
@@ -114,13 +118,15 @@ def overlay_video(video: Path, timing: Path, gaze: Path, out: Path, progress: bo
     table = GazeTable.read(gaze)
     tmp = out.with_name(out.name + ".part")
     written = 0
-    with av.open(str(video)) as src, av.open(str(tmp), "w", format="mp4") as dst:
+    # The raw files' muxer options (µs timescale, edit list): the copy keeps their exact PTS.
+    options = mp4_muxer_options(1.0)
+    with av.open(str(video)) as src, av.open(str(tmp), "w", format="mp4", options=options) as dst:
         ins = src.streams.video[0]
         outs = dst.add_stream("libx264", rate=round(ins.average_rate or 30))
         outs.width, outs.height = ins.codec_context.width, ins.codec_context.height
         outs.pix_fmt = "yuv420p"
-        outs.time_base = ins.time_base
-        outs.codec_context.time_base = ins.time_base
+        outs.time_base = US
+        outs.codec_context.time_base = US
         outs.options = {"preset": "superfast", "crf": "23", "bf": "0"}
         bar = tqdm(
             total=ins.frames or len(times) or None,
@@ -135,8 +141,8 @@ def overlay_video(video: Path, timing: Path, gaze: Path, out: Path, progress: bo
                 if point is not None:
                     image = draw_gaze(image, "yuv420p", *point)
                 new = av.VideoFrame.from_ndarray(image, format="yuv420p")
-                new.pts = frame.pts
-                new.time_base = frame.time_base
+                new.pts = round(frame.pts * frame.time_base / US)
+                new.time_base = US
                 for packet in outs.encode(new):
                     dst.mux(packet)
                 written += 1
