@@ -6,6 +6,7 @@ import asyncio
 import base64
 import csv
 import io
+import itertools
 import json
 import os
 import zipfile
@@ -170,7 +171,7 @@ async def test_settings_read_and_write_through_the_schema(
     path = next(served.master.config.data_dir.glob(f"*/{entry['path']}"))
     times = [int(r["t_mono_ns"]) for r in rows(path)]
     assert len(times) > 5
-    assert {b - a for a, b in zip(times, times[1:], strict=False)} == {20_000_000}
+    assert {b - a for a, b in itertools.pairwise(times)} == {20_000_000}
     assert (await client.get("/modules/NoSuch/settings")).status_code == 404
 
 

@@ -36,7 +36,7 @@ async def events(websocket: WebSocket) -> None:
     try:
         async with sub, asyncio.TaskGroup() as tg:
             reader = tg.create_task(_read_until_closed(websocket))
-            status = live.status or await live.current_status()
+            status = await live.current_status()
             await websocket.send_text(json.dumps({"event": "hello", "data": status}))
             try:
                 async for event in sub:
