@@ -61,12 +61,13 @@ async def test_a_stuck_client_does_not_slow_the_master_or_others(
     key = base64.b64encode(os.urandom(16)).decode()
     stuck.write(
         f"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     assert b"101" in await reader.readline()
     try:
         async with asyncio.timeout(10):
-            while not bus.subscriptions:
+            while not bus.subscriptions:  # noqa: ASYNC110 - the bus has no "subscribed" event
                 await asyncio.sleep(0.01)
         stuck_sub = bus.subscriptions[0]
         async with websockets.connect(url, max_size=None) as good:
