@@ -10,14 +10,17 @@ from pathlib import Path
 
 from tests.modules.eyetracker.eyetracker_checks import SMALL_SCENE, eyetracker_master, rows
 
+from rpi_logger.core.master import Master
 from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 from rpi_logger.tools.verify import verify_session
 
 
-async def _wait_rejoined(master, part: int, timeout: float = 30.0) -> None:  # noqa: ANN001
+async def _wait_rejoined(master: Master, part: int, timeout: float = 30.0) -> None:
     entry = master.modules["EyeTracker"]
     async with asyncio.timeout(timeout):
-        while not (entry.part == part and entry.status == "ok" and entry.proc is not None):
+        while True:
+            if entry.part == part and entry.status == "ok" and entry.proc is not None:
+                return
             await asyncio.sleep(0.05)
 
 
