@@ -77,6 +77,10 @@ class AudioPipeline:
                 self._settled.set()
                 async for block in self.source:
                     self._on_block(block)
+                    # The hand-off yields only when empty: a device that delivers faster than
+                    # the loop handles blocks (a flood, a stall catching up) must not keep the
+                    # loop's other work (heartbeats, commands) waiting.
+                    await asyncio.sleep(0)
         except AudioError as exc:
             self.error = str(exc)
             log.error("audio input %s failed: %s", self.id, exc)
@@ -130,7 +134,7 @@ class AudioPipeline:
         if stream is not None and stream.window.accepts(lost.t_mono_ns):
             stream.lost(lost.t_mono_ns)
             self._trial["samples_dropped"]["capture_overflow"] += lost.size
-            self._causes = stream.dropped_by_cause()
+            self._causes["capture_overflow"] = self._causes.get("capture_overflow", 0) + 1
 
     def take_levels(self) -> dict[str, Any] | None:
         """The level meter's reading since the last call (kept for `status`)."""
