@@ -23,6 +23,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from tests.helpers import run_cli
 
@@ -142,3 +143,27 @@ async def test_audio_and_video_start_within_one_sample_period_of_the_trial(
     assert 0 <= a0 - start < NS / audio["sample_rate"]
     print(f"\nA/V start: video +{(v0 - start) / 1e6:.3f} ms, audio +{(a0 - start) / 1e3:.3f} µs")
     assert verify_session(session.directory).ok
+
+
+async def test_level_meter_status_events_about_ten_a_second(tmp_path: Path) -> None:
+    config = MasterConfig(data_dir=tmp_path, simulate=True, state_path=tmp_path / "s.json")
+    events: list[dict] = []
+    async with Master(config) as master:
+        master.events.add_listener(
+            lambda ev: (
+                events.append(ev)
+                if ev["event"] == "status" and ev.get("module") == "Audio"
+                else None
+            )
+        )
+        await master.start_modules(["Audio"])
+        await asyncio.sleep(2.5)
+    levels = [d["levels"] for ev in events for d in ev["data"].get("devices", []) if d["levels"]]
+    assert 10 <= len(levels) <= 40  # about 10 a second (a busy machine may send fewer)
+    for reading in levels:
+        assert len(reading["rms_dbfs"]) == len(reading["peak_dbfs"]) == 1
+    peaks = [r["peak_dbfs"][0] for r in levels]
+    rms = [r["rms_dbfs"][0] for r in levels]
+    assert max(peaks) == pytest.approx(-6.0, abs=0.3)  # a burst at 0.5 of full scale
+    assert min(rms) < -55  # between bursts: the low noise alone
+    assert "inputs" in events[-1]["data"]  # the input devices PortAudio lists (none here)

@@ -87,10 +87,11 @@ class AudioModule(Module):
         backend = "simulated" if simulate else settings["backend"]
         self.notes = []
         sources: list[AudioSource] = []
+        # Listed even when simulating: the UI shows what could be recorded.
+        self.inputs, why = await asyncio.to_thread(_find_inputs)
+        if why:
+            self.notes.append(why)
         if backend != "simulated":
-            self.inputs, why = await asyncio.to_thread(_find_inputs)
-            if why:
-                self.notes.append(why)
             if self.inputs:
                 try:
                     sources, problems = await asyncio.to_thread(
