@@ -89,10 +89,15 @@ async def test_status_previews_and_a_commanded_disconnect() -> None:
     assert last["gaze"] is not None and last["device"] == "neon"
 
 
-async def test_live_overlay_video_next_to_the_raw_one(tmp_path: Path) -> None:
-    async with eyetracker_master(tmp_path, **SMALL_SCENE, overlay_video=True) as master:
+async def test_live_overlay_and_eye_videos_next_to_the_raw_one(tmp_path: Path) -> None:
+    async with eyetracker_master(
+        tmp_path, **SMALL_SCENE, overlay_video=True, eye_video=True
+    ) as master:
         session, trial = await record_trial(master, 2.0)
     files = by_stream(trial)
+    eyes = files["eyes"]
+    assert (eyes["width"], eyes["height"]) == (384, 192)
+    assert eyes["frames"] == len(rows(session / eyes["timing"])) >= 300  # 200 Hz
     raw, over = files["scene"], files["scene_overlay"]
     assert Path(over["path"]).name == "trial001_scene_overlay.mp4"
     raw_scan = await asyncio.to_thread(read_video_barcodes, session / raw["path"])

@@ -242,6 +242,8 @@ class TrialFiles:
 
     # -- loop side, per sample ----------------------------------------------------------------
     def offer(self, kind: str, sample: Any) -> None:
+        if kind == "eyes":
+            sample = sample.frame  # the video sink takes the frame itself
         stream = self.streams.get(kind)
         if stream is not None:
             stream.offer(sample)
