@@ -216,6 +216,10 @@ class ThreadedSource(abc.ABC, Generic[S, I]):
                 for item in lost:
                     hook(item)
             yield sample
+            # The hand-off suspends only when it is empty: a device that delivers faster than
+            # the loop consumes (a flood, a stall catching up) must not keep the loop's other
+            # work (heartbeats, commands) waiting, so every sample gives it a turn.
+            await asyncio.sleep(0)
         if self._error and not self._stop.is_set():
             raise self.error_class(self._error)
 

@@ -77,10 +77,6 @@ class AudioPipeline:
                 self._settled.set()
                 async for block in self.source:
                     self._on_block(block)
-                    # The hand-off yields only when empty: a device that delivers faster than
-                    # the loop handles blocks (a flood, a stall catching up) must not keep the
-                    # loop's other work (heartbeats, commands) waiting.
-                    await asyncio.sleep(0)
         except AudioError as exc:
             self.error = str(exc)
             log.error("audio input %s failed: %s", self.id, exc)
