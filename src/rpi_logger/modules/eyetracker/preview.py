@@ -34,8 +34,8 @@ def preview_event(
     if not ok:
         raise ValueError("JPEG encoding failed")
     return {
-        "camera": device_id,
         "device": device_id,
+        "stream": "scene",
         "t_mono_ns": frame.t_mono_ns,
         "gaze": None if gaze is None else {"x": gaze[0], "y": gaze[1]},
         "width": width,
