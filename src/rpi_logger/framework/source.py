@@ -157,7 +157,11 @@ class ThreadedSource(abc.ABC, Generic[S, I]):
                 except Exception as exc:  # reported through the iterator, never lost silently
                     if not self._stop.is_set():
                         self._error = self._describe_error(exc)
-                        log.exception("%s: capture failed", self.name)
+                        if isinstance(exc, (OSError, self.error_class)):
+                            # An unplugged or failing device is expected: one line.
+                            log.error("capture failed: %s", self._error)
+                        else:  # a bug: keep the traceback
+                            log.exception("%s: capture failed", self.name)
         finally:
             try:
                 self._device_close()
