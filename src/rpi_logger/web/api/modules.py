@@ -39,8 +39,11 @@ async def list_modules(m: Annotated[Master, Depends(master)]) -> Any:
 
 @router.post("/modules/{name}/enable", response_model=ModuleInfo, responses=ERRORS)
 async def enable(name: Name, m: Annotated[Master, Depends(master)]) -> Any:
-    """Start the module now and at every later start."""
+    """Start the module now and at every later start (between sessions: a module started
+    mid-session would not be part of it)."""
     canonical = module_name(m, name)
+    if m.session is not None:
+        raise HTTPException(409, "end the session before enabling a module")
     try:
         error = await m.enable_module(canonical)
     except MasterError as exc:
