@@ -117,6 +117,8 @@ async def test_a_two_second_disconnect_is_a_gap_and_the_files_go_on(tmp_path: Pa
         assert 1.9 <= length <= 4.0, (stream, gap)
         assert gap["reason"].startswith("disconnected")
         assert files[stream]["disconnects"] == 1
+    # The frames of the disconnect are its gap, not device drops as well.
+    assert files["scene"]["dropped_by_cause"]["device_sequence_gap"] <= 5
     gap = files["gaze"]["gaps"][0]
     assert (
         abs(gap["samples_missing"] - round((gap["end_mono_ns"] - gap["start_mono_ns"]) / 5e6) + 1)

@@ -34,19 +34,14 @@ from rpi_logger.io.sinks import CsvSink
 from rpi_logger.io.sinks.base import Sink, SinkProxy
 from rpi_logger.io.sinks.video import VideoSettings, sink_class
 from rpi_logger.modules.eyetracker.backends.base import NeonInfo
-from rpi_logger.modules.eyetracker.backends.simulated import (
-    EYES_PERIOD_NS,
-    GAZE_PERIOD_NS,
-    IMU_PERIOD_NS,
-)
-from rpi_logger.modules.eyetracker.streams import events, gaze, imu
+from rpi_logger.modules.eyetracker.streams import events, eye_video, gaze, imu
 from rpi_logger.samples import Frame
 from rpi_logger.tools.overlay import MAX_GAZE_AGE_NS, draw_gaze
 
 ENCODER_NICE = 10
 CSV_KINDS = {"gaze": gaze.COLUMNS, "imu": imu.COLUMNS, "events": events.COLUMNS}
 #: Nominal sample intervals, for the samples a gap misses.
-PERIODS_NS = {"gaze": GAZE_PERIOD_NS, "imu": IMU_PERIOD_NS, "eyes": EYES_PERIOD_NS}
+PERIODS_NS = {"gaze": gaze.PERIOD_NS, "imu": imu.PERIOD_NS, "eyes": eye_video.PERIOD_NS}
 
 
 class RowSink(SinkProxy[Any]):
@@ -143,6 +138,23 @@ class TrialFiles:
         self.streams: dict[str, TrialStream[Any]] = {}
         self._sync_last: int | None = None
         self.disconnects = 0
+        self._last_seq: dict[str, int] = {}  # video kind -> last device sequence offered
+        self._shift: dict[str, int] = {}  # video kind -> sequence numbers skipped by reconnects
+        self._bridge: set[str] = set()  # video kinds whose next frame follows a reconnect
+
+    def _sequence_of(self, kind: str) -> Callable[[Frame], int]:
+        """A video's device sequence, less the jump across each reconnect: the frames of a
+        disconnect are its gap (`gap`), not device sequence drops as well."""
+
+        def sequence_of(frame: Frame) -> int:
+            last = self._last_seq.get(kind)
+            if kind in self._bridge and last is not None:
+                self._shift[kind] = self._shift.get(kind, 0) + frame.sequence - last - 1
+            self._bridge.discard(kind)
+            self._last_seq[kind] = frame.sequence
+            return frame.sequence - self._shift.get(kind, 0)
+
+        return sequence_of
 
     def _extra(self) -> dict[str, Any]:
         return {"backend": self.info.backend, "simulated": self.info.simulated}
@@ -177,7 +189,7 @@ class TrialFiles:
             FileRecord(self.info.id, "video", sink.path, timing, extra={"stream": name, **extra}),
             name=f"{self.info.id} {name}",
             max_items=max(8, round(fps)),
-            sequence_of=attrgetter("sequence") if kind != "overlay" else None,
+            sequence_of=self._sequence_of(kind) if kind != "overlay" else None,
             time_of=attrgetter("t_mono_ns"),
             nice=ENCODER_NICE,
             wake_items=1,
@@ -223,7 +235,7 @@ class TrialFiles:
                     wrap=lambda sink: OverlaySink(sink, track),
                 )
         if "eyes" in self.kinds:
-            plan["eyes"] = self._video("eyes", "eyes", 384, 192, 200.0)
+            plan["eyes"] = self._video("eyes", "eyes", eye_video.WIDTH, eye_video.HEIGHT, 200.0)
         for kind, columns in CSV_KINDS.items():
             if kind in self.kinds:
                 plan[kind] = self._csv(kind, columns, max_items=4096)
@@ -258,6 +270,7 @@ class TrialFiles:
     def gap(self, kind: str, start_ns: int, end_ns: int, reason: str) -> None:
         """`kind`'s stream delivered nothing from `start_ns` to `end_ns` (host clock)."""
         names = [kind, "overlay"] if kind == "scene" else [kind]
+        self._bridge.add(kind)
         for name in names:
             stream = self.streams.get(name)
             if stream is None:

@@ -46,17 +46,18 @@ from rpi_logger.modules.eyetracker.backends.base import (
     NeonSource,
     PhoneStatus,
 )
+from rpi_logger.modules.eyetracker.streams import eye_video, gaze, imu
 from rpi_logger.simulation.scene import SceneRenderer
 
 log = logging.getLogger("rpi_logger.eyetracker")
 
 #: The simulated phone's clock minus the host clock: a Unix clock, 3.217 s and some ns off.
 DEVICE_OFFSET_NS = round((mono_to_wall(0) + 3.217) * 1e9) + 345_678
-GAZE_PERIOD_NS = 5_000_000  # 200 Hz
-IMU_PERIOD_NS = round(1e9 / 110)
+GAZE_PERIOD_NS = gaze.PERIOD_NS
+IMU_PERIOD_NS = imu.PERIOD_NS
+EYES_PERIOD_NS = eye_video.PERIOD_NS
 BLINK_EVERY_NS = 3_000_000_000
 BLINK_NS = 150_000_000
-EYES_PERIOD_NS = 5_000_000
 
 
 def gaze_xy(t_mono_ns: int) -> tuple[float, float]:
@@ -204,10 +205,11 @@ class SimulatedDevice:
         return SimVideoFrame(self.scene.render(k, t), device_clock_ns(t) / 1e9, k)
 
     def eyes_frame(self, k: int, t: int) -> SimVideoFrame:
-        if self._eyes_image is None:  # 384x192 as the Neon's eye cameras; grey, a moving bar
-            self._eyes_image = np.full((192 * 3 // 2, 384), 128, dtype=np.uint8)
+        w, h = eye_video.WIDTH, eye_video.HEIGHT
+        if self._eyes_image is None:  # as the Neon's eye cameras: grey, with a moving bar
+            self._eyes_image = np.full((h * 3 // 2, w), 128, dtype=np.uint8)
         img = self._eyes_image.copy()
-        img[:192, (k * 4) % 384] = 255
+        img[:h, (k * 4) % w] = 255
         return SimVideoFrame(img, device_clock_ns(t) / 1e9, k)
 
     # -- streams ----------------------------------------------------------------------------
@@ -267,7 +269,7 @@ class SimLink(Link):
             "imu": lambda: dev.paced(IMU_PERIOD_NS, lambda k, t: dev.imu(t), buffers=20),
             "events": dev.blinks,
             "scene": lambda: dev.paced(
-                dev.scene_period_ns, dev.scene_frame, slot_time=dev.scene_slot_time
+                dev.scene_period_ns, dev.scene_frame, buffers=8, slot_time=dev.scene_slot_time
             ),
             "eyes": lambda: dev.paced(EYES_PERIOD_NS, dev.eyes_frame, buffers=20),
         }

@@ -12,6 +12,10 @@ from rpi_logger.io.clock_map import ClockMap
 from rpi_logger.modules.eyetracker.streams.scene import frame_of
 from rpi_logger.samples import Frame
 
+#: The Neon's eye cameras: both eyes side by side, 384x192, 200 Hz.
+WIDTH, HEIGHT = 384, 192
+PERIOD_NS = 5_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class EyeFrame:

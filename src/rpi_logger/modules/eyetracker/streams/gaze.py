@@ -44,6 +44,8 @@ EXTRA_FIELDS: tuple[str, ...] = (
     "mono_right_x",
     "mono_right_y",
 )
+#: The Neon's gaze rate (200 Hz) as a sample interval.
+PERIOD_NS = 5_000_000
 COLUMNS = ("t_mono_ns", "t_wall_unix", "t_device_ns", "x", "y", "worn", *EXTRA_FIELDS)
 _EXTRA_SET = frozenset(EXTRA_FIELDS)
 

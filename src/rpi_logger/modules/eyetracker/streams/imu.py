@@ -10,6 +10,8 @@ from rpi_logger.io.clock import mono_to_wall
 from rpi_logger.io.clock_map import ClockMap
 from rpi_logger.modules.eyetracker.streams.gaze import device_ns
 
+#: The Neon's IMU rate (about 110 Hz) as a sample interval.
+PERIOD_NS = round(1e9 / 110)
 COLUMNS = (
     "t_mono_ns",
     "t_wall_unix",
