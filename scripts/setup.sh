@@ -14,6 +14,8 @@ if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 # ffmpeg: the `ffmpeg` encoder option and the ffprobe checks in the tests.
 # libportaudio2 and libsndfile1: sounddevice and soundfile load them (the Audio module).
 packages=(ffmpeg libportaudio2 libsndfile1)
+# chromium: the browser tests drive Debian's Chromium through Playwright (never its download).
+(( dev )) && packages+=(chromium)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-venv)
 venv_flags=()
