@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if [[ "${1:-}" == "--demo" ]]; then
-    exec .venv/bin/rpi-logger record --modules "${RPI_LOGGER_DEMO_MODULES:-cameras,notes}" \
+    exec .venv/bin/rpi-logger record --modules "${RPI_LOGGER_DEMO_MODULES:-cameras,eyetracker,audio,notes}" \
         --duration 10 --trials 1 --label demo
 fi
 if [[ $# -eq 0 || "${1:-}" == -* ]]; then exec .venv/bin/rpi-logger serve "$@"; fi
