@@ -26,6 +26,7 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
     Setting("name", str, "", "the name the module is known by"),
     Setting("enabled", bool, True, "start this module with the master"),
     Setting("restart_on_crash", bool, False, "restart the module when it dies (rejoins the trial)"),
+    Setting("lsl", bool, False, "also publish the module's streams as Lab Streaming Layer outlets"),
 )
 
 
