@@ -224,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
         rmx = sub.add_parser("remux", help="rewrite a video's timestamps from its timing CSV")
         remux.add_arguments(rmx)
 
+    from rpi_logger.tools import bench
+
+    bch = sub.add_parser(
+        "bench", help="the simulated rig, non-blocking and blocking, measured side by side"
+    )
+    bench.add_arguments(bch)
+
     ovl = sub.add_parser(
         "overlay", help="gaze-overlay copies of the eye tracker's scene videos, made afterwards"
     )
@@ -451,6 +458,10 @@ def _main(argv: list[str] | None) -> int:
                 args.log_level = settings["log_level"]
                 args.module_dir = [*settings["module_dirs"], *args.module_dir]
                 return entry.run(args)
+            case "bench":
+                from rpi_logger.tools import bench
+
+                return bench.run(args)
             case "remux":
                 from rpi_logger.tools import remux
 
