@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import NamedTuple
 
 import pytest
@@ -107,3 +108,29 @@ async def test_open_and_device_failures_are_one_line_errors() -> None:
         with pytest.raises(SourceError, match=r"^burst: unplugged$"):
             async for _tick in source:
                 pass
+
+
+class _SlowOpen(_Burst):
+    def __init__(self) -> None:
+        super().__init__(0, 4)
+        self.closed = threading.Event()
+
+    def _device_open(self) -> str:
+        time.sleep(0.3)  # a device that takes its time to connect
+        return "opened"
+
+    def _device_close(self) -> None:
+        self.closed.set()
+
+
+async def test_an_open_cancelled_midway_leaves_no_device_thread_behind() -> None:
+    source = _SlowOpen()
+    task = asyncio.create_task(source.open())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not source.is_open
+    await source.close()  # joins the thread that was still connecting
+    assert source.closed.is_set()
+    assert not [t for t in threading.enumerate() if t.name == "test-burst" and t.is_alive()]

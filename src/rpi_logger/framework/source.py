@@ -179,31 +179,39 @@ class ThreadedSource(abc.ABC, Generic[S, I]):
         self._tx, self._rx = open_bridge(
             self._queue_size, overflow="drop", name=f"{self.name} samples"
         )
-        self._worker = Worker(self._run, self._tx, name=f"{self.backend}-{self.name}")
-        self._worker.start()
+        self._worker = worker = Worker(self._run, self._tx, name=f"{self.backend}-{self.name}")
+        worker.start()
         try:
-            self._info = await self._worker.ready()
+            self._info = await worker.ready()
+        except asyncio.CancelledError:
+            # The device thread still opens: tell it to stop as soon as it has; `close()`
+            # joins it, so it never runs on unowned.
+            self._stop.set()
+            self._rx.close()
+            raise
         except Exception as exc:
+            self._worker = None
             with contextlib.suppress(Exception):  # the same failure, already in hand
-                await self._worker.join()
+                await worker.join()
             if isinstance(exc, self.error_class):
                 raise
             raise self.error_class(self._describe_error(exc)) from exc
         self._opened = True
 
     async def close(self) -> None:
-        """Stop the device thread and release the device. Idempotent."""
-        if not self._opened:
-            return
+        """Stop the device thread and release the device. Idempotent; also ends the thread of
+        an `open()` that was cancelled before the device was ready."""
+        worker, self._worker = self._worker, None
         self._opened = False
+        if worker is None:
+            return
         self._stop.set()
         if self._rx is not None:
             self._rx.close()  # a device thread in _emit gets False and ends its loop
-        if self._worker is None:
-            return
         try:
             async with asyncio.timeout(self.close_timeout_s):
-                await self._worker.join()
+                with contextlib.suppress(Exception):  # a failure was reported as it happened
+                    await worker.join()
         except TimeoutError:
             log.error("%s: device thread did not stop; releasing the device anyway", self.name)
             await asyncio.to_thread(self._device_close)

@@ -153,7 +153,6 @@ class NeonSource(ThreadedSource[Any, NeonInfo]):
     """A Neon on its own thread; subclasses implement `_connect`."""
 
     error_class = NeonError
-    close_timeout_s = 10.0
 
     def __init__(self, info: NeonInfo, options: NeonOptions, queue_size: int = 4096) -> None:
         super().__init__(info.id, info, queue_size)
@@ -186,18 +185,10 @@ class NeonSource(ThreadedSource[Any, NeonInfo]):
         if self._sync_now is not None:
             self._sync_now.set()
 
-    async def close(self) -> None:
-        """Also stops a device thread whose `open()` was cancelled before it finished (a
-        reconfigure during the connection): it would otherwise run on, unowned."""
-        worker = self._worker
-        if not self.is_open and worker is not None and not self._stop.is_set():
-            self._stop.set()
-            if self._rx is not None:
-                self._rx.close()
-            with contextlib.suppress(Exception, TimeoutError):
-                async with asyncio.timeout(self.close_timeout_s + self.options.connect_timeout_s):
-                    await worker.join()
-        await super().close()
+    @property
+    def close_timeout_s(self) -> float:  # type: ignore[override]
+        """A device thread may be in a connection attempt when asked to stop."""
+        return 10.0 + self.options.connect_timeout_s
 
     def _lost_of(self, sample: Any) -> Lost:
         self.lost_kinds.append(getattr(sample, "kind", "scene"))
