@@ -1,0 +1,1 @@
+"""modules/lsl: other programs' and machines' streams, through the Lab Streaming Layer."""
