@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from rpi_logger.framework import protocol
 from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext, SessionInfo
+from rpi_logger.framework.lsl_outlets import Outlets
 from rpi_logger.framework.source import Lost
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.io.sinks.base import SinkError
@@ -36,6 +37,7 @@ from rpi_logger.modules.eyetracker.backends.base import (
     PhoneStatus,
 )
 from rpi_logger.modules.eyetracker.backends.simulated import SimulatedNeon
+from rpi_logger.modules.eyetracker.lsl_streams import lsl_values, outlet_specs
 from rpi_logger.modules.eyetracker.preview import preview_event
 from rpi_logger.modules.eyetracker.recorder import GazeTrack, TrialFiles
 from rpi_logger.modules.eyetracker.settings import SETTINGS
@@ -116,6 +118,7 @@ class EyeTrackerModule(Module):
         self._changed = asyncio.Event()
         self._status_now = asyncio.Event()
         self._sim_disconnect_at: int | None = None
+        self.lsl = Outlets(context.name, False)  # LSL outlets (lsl = true)
 
     # -- configuration -------------------------------------------------------------------------
     async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
@@ -166,6 +169,9 @@ class EyeTrackerModule(Module):
         self._opened.clear()
         self._changed.set()  # run() starts the new source
         info = source.info
+        await self.lsl.aclose()
+        self.lsl = Outlets(self.context.name, settings.get("lsl", False))
+        await self.lsl.open(outlet_specs(info.id))
         return {
             "devices": [
                 {
@@ -251,6 +257,8 @@ class EyeTrackerModule(Module):
                 if files is not None and last is not None and self._down is not None:
                     files.gap(kind, last, t, f"disconnected: {self._down.reason}")
             self._last_t[kind] = t
+            if kind in self.lsl:
+                self.lsl.push(kind, t, lsl_values(kind, item))
             rate = self.rates.get(kind)
             if rate is not None:
                 rate.add(t)
@@ -364,6 +372,7 @@ class EyeTrackerModule(Module):
     async def shutdown(self) -> None:
         source, self.source = self.source, None
         await self._release(source)
+        await self.lsl.aclose()
 
     # -- commands --------------------------------------------------------------------------------
     async def cmd_simulate_disconnect(self, seconds: float) -> dict[str, Any]:
