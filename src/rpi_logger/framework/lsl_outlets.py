@@ -126,7 +126,9 @@ class OutletSink(Sink[Any]):
         shift = pylsl.local_clock() - time.monotonic()
         if abs(shift) > CLOCK_TOLERANCE_S:
             self.clock_shift_s = shift
-            log.info("%s: local_clock() is not CLOCK_MONOTONIC here: shifted by %.6f s", self.path, shift)
+            log.info(
+                "%s: local_clock() is not CLOCK_MONOTONIC here: shifted by %.6f s", self.path, shift
+            )
         self._outlet = pylsl.StreamOutlet(
             stream_info(self.spec, self.module), chunk_size=self.spec.chunk_size
         )
