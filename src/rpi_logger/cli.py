@@ -236,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ovl.add_argument("session", type=Path, help="the session folder")
     ovl.add_argument("--force", action="store_true", help="replace overlay videos that exist")
+
+    from rpi_logger.tools import export_xdf
+
+    exp = sub.add_parser(
+        "export", help="every stream of a session in one XDF file (pyxdf reads it)"
+    )
+    export_xdf.add_arguments(exp)
     return parser
 
 
@@ -470,6 +477,10 @@ def _main(argv: list[str] | None) -> int:
                 from rpi_logger.tools import overlay  # type: ignore[attr-defined]
 
                 return overlay.run(args)
+            case "export":
+                from rpi_logger.tools import export_xdf
+
+                return export_xdf.main(args)
     except ConfigError as exc:
         print(f"rpi-logger: config error: {exc}", file=sys.stderr)
         return 2
