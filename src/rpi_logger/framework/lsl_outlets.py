@@ -13,9 +13,11 @@ measures ``local_clock() - time.monotonic()`` when it opens and adds it when it 
 (another platform), so a receiver's `time_correction()` keeps working.
 
 Metadata follows the XDF conventions: ``desc/channels/channel`` with ``label``, ``unit`` and
-``type``; ``desc/acquisition`` names the software; ``desc/rpi_logger`` the host, module,
-device and clock. The source id ``<host>/<module>/<device>/<key>`` is stable across restarts,
-so LabRecorder and inlets pick a restarted module up again.
+``type``; ``desc/synchronization/can_drop_samples`` is true (the time stamps are measured
+capture times: pyxdf keeps them instead of dejittering); ``desc/acquisition`` names the
+software; ``desc/rpi_logger`` the host, module, device and clock. The source id
+``<host>/<module>/<device>/<key>`` is stable across restarts, so LabRecorder and inlets pick a
+restarted module up again.
 
 pylsl is imported only on the writer threads, and only when ``lsl = true``.
 """
@@ -94,6 +96,9 @@ def stream_info(spec: OutletSpec, module: str, host: str | None = None) -> Any:
             node.append_child_value("unit", ch.unit)
         if ch.type:
             node.append_child_value("type", ch.type)
+    # Measured capture times, not a clock ticking at the nominal rate: pyxdf keeps them as
+    # they are instead of fitting a line (a dropped sample stays a hole).
+    desc.append_child("synchronization").append_child_value("can_drop_samples", "true")
     acq = desc.append_child("acquisition")
     acq.append_child_value("manufacturer", "RPi Logger")
     acq.append_child_value("model", module)
