@@ -11,18 +11,22 @@ rate) are in configure's result and in every status.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
 from rpi_logger.framework import protocol
 from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext, SessionInfo
+from rpi_logger.framework.lsl_outlets import Outlets
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.io.sinks.wav_sink import SUBTYPES
+from rpi_logger.modules.audio import lsl_streams
 from rpi_logger.modules.audio.backends import sounddevice_backend as sdb
 from rpi_logger.modules.audio.backends.base import AudioInfo, AudioSource
 from rpi_logger.modules.audio.backends.simulated import SimulatedAudioSource
 from rpi_logger.modules.audio.pipeline import AudioPipeline
 from rpi_logger.modules.audio.settings import SETTINGS
+from rpi_logger.samples import AudioBlock
 
 log = logging.getLogger("rpi_logger.audio")
 
@@ -80,6 +84,10 @@ class AudioModule(Module):
         self.pipelines: dict[str, AudioPipeline] = {}
         self.notes: list[str] = []
         self._changed = asyncio.Event()
+        self.lsl = Outlets(context.name, False)  # LSL outlets (lsl = true)
+
+    def _publish(self, key: str, block: AudioBlock) -> None:
+        self.lsl.push_chunk(key, lsl_streams.chunk_of(block))
 
     async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
         if self.trial is not None:
@@ -119,6 +127,12 @@ class AudioModule(Module):
             ]
         self.config = settings
         self.pipelines = {s.info.id: AudioPipeline(s, settings) for s in sources}
+        await self.lsl.aclose()
+        self.lsl = Outlets(self.context.name, settings.get("lsl", False))
+        await self.lsl.open([lsl_streams.outlet_spec(s.info) for s in sources])
+        for key, pipeline in self.pipelines.items():
+            if key in self.lsl:
+                pipeline.on_block = functools.partial(self._publish, key)
         self.context.simulate = all(s.info.simulated for s in sources)
         self._changed.set()  # run() restarts the capture loops with the new inputs
         return {
@@ -198,6 +212,9 @@ class AudioModule(Module):
     async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
         records = await asyncio.gather(*(p.stop_trial() for p in self.pipelines.values()))
         return [r for r in records if r is not None]
+
+    async def shutdown(self) -> None:
+        await self.lsl.aclose()
 
     def status(self) -> dict[str, Any]:
         return {

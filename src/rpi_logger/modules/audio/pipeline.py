@@ -61,6 +61,7 @@ class AudioPipeline:
         self.blocks_seen = 0
         self.input_overflows_total = 0
         self._stream: TrialStream[AudioBlock] | None = None
+        self.on_block: Callable[[AudioBlock], None] | None = None  # every block (LSL outlet)
         self._trial: dict[str, Any] = {}
         self._causes: dict[str, int] = {}
         self._opened = asyncio.Event()
@@ -95,6 +96,8 @@ class AudioPipeline:
 
     def _on_block(self, block: AudioBlock) -> None:
         self.blocks_seen += 1
+        if self.on_block is not None:
+            self.on_block(block)
         self.meter.add(block.data)
         if block.input_overflow or block.lost_before:
             self.input_overflows_total += 1
