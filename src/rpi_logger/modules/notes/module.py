@@ -16,9 +16,12 @@ from typing import Any, ClassVar
 from rpi_logger.config import Setting
 from rpi_logger.framework import protocol
 from rpi_logger.framework.base import CommandError, FileRecord, Module, SessionInfo
+from rpi_logger.framework.lsl_outlets import Outlets
+from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.io import clock
 from rpi_logger.io.csv_writer import CsvStreamWriter
 from rpi_logger.io.sinks import SinkError, WriterClosedError, describe_write_error, is_disk_full
+from rpi_logger.modules.notes.lsl_streams import SPECS as LSL_SPECS
 
 COLUMNS = (
     "note_index",
@@ -65,9 +68,13 @@ class NotesModule(Module):
         self.notes: list[dict[str, Any]] = []
         self._lock = asyncio.Lock()  # note_index order equals file order
         self._next_index = 0
+        self.lsl = Outlets(context.name, False)  # LSL marker streams (lsl = true)
 
     async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
         self.flush_interval_s = settings.get("flush_interval_s", 1.0)
+        await self.lsl.aclose()
+        self.lsl = Outlets(self.context.name, settings.get("lsl", False))
+        await self.lsl.open(LSL_SPECS)
         return {"devices": [{"id": "notes", "simulated": False}]}
 
     def _new_writer(self, path: Path) -> CsvStreamWriter:
@@ -173,7 +180,24 @@ class NotesModule(Module):
                 ) from None
             self._next_index += 1
             self.notes.append(note)
+        self.lsl.push("notes", note["t_mono_ns"], [note["text"], str(trial or ""), note["modules"]])
         return note
+
+    def _trial_marker(self, event: str, t_mono_ns: int | None, window: TrialWindow) -> None:
+        if t_mono_ns is not None:
+            self.lsl.push("trials", t_mono_ns, [event, str(window.trial), window.label or ""])
+
+    async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
+        if window.part == 1:  # a restarted module rejoins a trial that started already
+            self._trial_marker("start", window.start_ns, window)
+        return {}
+
+    async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
+        self._trial_marker("stop", window.stop_ns, window)
+        return []
+
+    async def shutdown(self) -> None:
+        await self.lsl.aclose()
 
     async def cmd_get_notes(self) -> dict[str, Any]:
         return {"notes": list(self.notes)}
