@@ -97,3 +97,59 @@ def test_simulated_gaze_arrives_in_another_process_with_the_csv_times_and_values
     assert info.findtext("./desc/rpi_logger/module") == "EyeTracker"
     assert info.findtext("./desc/rpi_logger/device") == folder.name
     assert info.findtext("type") == "Gaze" and float(info.findtext("nominal_srate")) == 200
+
+
+def test_audio_samples_and_trial_markers_arrive_at_their_host_times(tmp_path: Path) -> None:
+    """Audio as chunks (each sample at its block's host time + i / rate, values as in the WAV)
+    and the trials' start and stop markers at the instants in the manifest."""
+    import numpy as np
+    import soundfile
+
+    out = tmp_path / "received.json"
+    names = ["Audio simulated0", "RPi Logger trials"]
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "tests.lsl.reader", str(out), *names],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        record = subprocess.run(
+            [sys.executable, "-m", "rpi_logger", "record", "--modules", "Audio,Notes",
+             "--duration", "2", "--trials", "2", "--simulate", "--data-dir", str(tmp_path),
+             "--set", "audio.lsl=true", "--set", "notes.lsl=true"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
+        reader.communicate("", timeout=30)
+    finally:
+        reader.kill()
+    assert record.returncode == 0, record.stdout + record.stderr
+    session = Path(record.stdout.strip().splitlines()[-1])
+    received = json.loads(out.read_text())
+    manifest = json.loads((session / "session.json").read_text())
+    markers = [(round(t * 1e9), v) for t, v in received["RPi Logger trials"]["samples"]]
+    second = manifest["trials"][1]
+    assert (second["start"]["mono_ns"], ["start", "2", ""]) in markers
+    assert (second["stop"]["mono_ns"], ["stop", "2", ""]) in markers
+
+    samples = received["Audio simulated0"]["samples"]
+    stamps = np.array([t for t, _ in samples])
+    values = np.array([v[0] for _, v in samples])
+    folder = session / "Audio" / "simulated0"
+    wav, rate = soundfile.read(folder / "trial002_simulated0.wav", dtype="int16")
+    with (folder / "trial002_simulated0_timing.csv").open() as f:
+        blocks = list(csv.DictReader(f))
+    checked = 0
+    for block in blocks:
+        t0, first = int(block["t_mono_ns"]), int(block["sample_index"])
+        i = int(np.searchsorted(stamps, t0 / 1e9 - 1e-6))
+        if i >= len(stamps) or abs(stamps[i] - t0 / 1e9) > 1e-6:
+            continue  # the block was pushed before the reader joined
+        n = int(block["frames"])
+        got = values[i : i + n]
+        assert np.array_equal(got, wav[first : first + len(got)].reshape(-1)), block
+        assert abs(stamps[i + n - 1] - (t0 / 1e9 + (n - 1) / rate)) < 1e-6
+        checked += 1
+    assert checked >= len(blocks) - 2, (checked, len(blocks))
