@@ -356,7 +356,15 @@ class SinkWriter(Generic[T]):
                 raise RuntimeError(f"{self.name}: writer already started or closed")
             self._started = True
         try:
-            self._io.open()
+            if self._nice > 0 and not self._inline:
+                # Threads the sink starts as it opens (x264's encoding threads, which do the
+                # actual work) inherit the opening thread's nice value: open on a thread at
+                # the writer's, not on a pool thread at 0 competing with the loops.
+                opener = Worker(self._io.open, name=f"open:{self.name}", nice=self._nice)
+                opener.start()
+                opener.join_blocking()
+            else:
+                self._io.open()
         except BaseException:
             with self._lock:
                 self._started = False
