@@ -51,7 +51,7 @@ async def _synthetic(width: int = 640, height: int = 480) -> SyntheticSource:
 
 async def _feed(pipeline: CameraPipeline, frames: list[Frame]) -> None:
     for i, f in enumerate(frames):
-        pipeline._on_frame(f)
+        pipeline._on_sample(f)
         if i % 4 == 3:
             await asyncio.sleep(0.001)  # like a real camera: the encoder keeps up
 
@@ -160,13 +160,13 @@ async def test_frames_queued_before_a_late_stop_are_not_written(tmp_path: Path) 
 
     sink.write = slow_write  # type: ignore[method-assign]
     frames = [src.make_frame(k, start + 1_000_000 + k * PERIOD_NS) for k in range(20)]
-    pipeline._on_frame(frames[0])
+    pipeline._on_sample(frames[0])
     assert await asyncio.to_thread(busy.wait, 10)  # the writer holds frame 0...
     for f in frames[1:]:  # ...while the rest queue up
-        pipeline._on_frame(f)
+        pipeline._on_sample(f)
     stop = frames[8].t_mono_ns  # the trial stopped before frame 8 was captured
     window.stop_ns = stop
-    pipeline._on_frame(src.make_frame(20, start + 1_000_000 + 20 * PERIOD_NS))
+    pipeline._on_sample(src.make_frame(20, start + 1_000_000 + 20 * PERIOD_NS))
     release.set()
     record = await pipeline.stop_trial()
     assert record is not None and record.timing is not None
@@ -238,7 +238,7 @@ async def test_capture_hand_off_drops_are_counted_not_taken_for_device_gaps(
 
     async def consume(n: int) -> None:
         for _ in range(n):
-            pipeline._on_frame(await anext(delivered))
+            pipeline._on_sample(await anext(delivered))
 
     for f in frames[:10]:  # the loop is busy: the hand-off holds 2, loses 8 (seq 2..9)
         assert source._emit(f)

@@ -139,7 +139,9 @@ async def test_kill9_mid_trial_leaves_a_decodable_video(tmp_path: Path, encoder:
         assert len(scan.frames) > 30
         last_ms = scan.frames[-1].ms
         lost_ms = (ms_of(killed_ns) - last_ms) % 2**32
-        assert lost_ms <= 1000, f"only frames up to {lost_ms} ms before the kill survived"
+        # What a kill may take: the frames still queued for the encoder (up to a second's
+        # worth, more of them on a busy machine) plus the last unflushed fragment and rows.
+        assert lost_ms <= 2000, f"only frames up to {lost_ms} ms before the kill survived"
         # Intact and in order: frame i is the frame of timing row i (a starved simulated
         # camera may skip a capture slot; the recording path itself loses nothing).
         rows = _timing(session.directory / entry["timing"])
@@ -225,7 +227,7 @@ async def test_device_sequence_gaps_are_counted_as_drops(tmp_path: Path) -> None
     pipeline._opened.set()  # as capture() does once the source is open
     await pipeline.start_trial(TrialWindow(1, 0), tmp_path)
     async for frame in source.frames():
-        pipeline._on_frame(frame)
+        pipeline._on_sample(frame)
     record = await pipeline.stop_trial()
     assert record is not None and record.timing is not None
     assert record.frames == 5

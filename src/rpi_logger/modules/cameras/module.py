@@ -14,12 +14,9 @@ from typing import Any
 from rpi_logger.framework import protocol
 from rpi_logger.framework.base import (
     CommandError,
-    FileRecord,
-    Module,
     ModuleContext,
-    SessionInfo,
 )
-from rpi_logger.framework.trial import TrialWindow
+from rpi_logger.framework.devices import DeviceModule
 from rpi_logger.io.sinks.base import SinkError
 from rpi_logger.io.sinks.video import check_codec
 from rpi_logger.modules.cameras.frames import CameraDescriptor, CameraError, FrameSource
@@ -59,15 +56,13 @@ def make_source(desc: CameraDescriptor, settings: dict[str, Any]) -> FrameSource
     return cls(num, camera_id=desc.id, name=desc.name, **size)  # type: ignore[call-arg]
 
 
-class CamerasModule(Module):
+class CamerasModule(DeviceModule[CameraPipeline]):
     settings = SETTINGS
 
     def __init__(self, context: ModuleContext) -> None:
         super().__init__(context)
         self.config: dict[str, Any] = {}
-        self.cameras: dict[str, CameraPipeline] = {}
         self.notes: list[str] = []
-        self._changed = asyncio.Event()
 
     async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
         if self.trial is not None:
@@ -104,13 +99,11 @@ class CamerasModule(Module):
                 )
             descriptors = [d for d in descriptors if d.id in wanted]
         try:
-            self.cameras = {
-                d.id: CameraPipeline(make_source(d, settings), settings) for d in descriptors
-            }
+            cameras = [CameraPipeline(make_source(d, settings), settings) for d in descriptors]
         except (ValueError, CameraError) as exc:
             raise CommandError(str(exc), protocol.BAD_ARGS) from None
         self.context.simulate = all(d.simulated for d in descriptors)
-        self._changed.set()  # run() restarts the capture loops with the new cameras
+        self.set_devices(cameras)  # run() restarts the capture loops with the new cameras
         return {
             "devices": [
                 {"id": d.id, "name": d.name, "backend": d.backend, "simulated": d.simulated}
@@ -119,20 +112,8 @@ class CamerasModule(Module):
             "notes": self.notes,
         }
 
-    async def run(self) -> None:
-        """Capture with the current cameras; restart the loops whenever configure() changes them."""
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            cameras = list(self.cameras.values())
-            async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(cam.capture(), name=f"capture-{cam.id}") for cam in cameras]
-                tasks.append(tg.create_task(self._previews(cameras), name="previews"))
-                await self._changed.wait()
-                for task in tasks:
-                    task.cancel()
-
-    async def _previews(self, cameras: list[CameraPipeline]) -> None:
+    async def alongside(self, cameras: list[CameraPipeline]) -> None:
+        """Preview JPEGs of each camera's latest frame, a few a second, on a worker thread."""
         rate = self.config.get("preview_fps", 5.0)
         if not rate:
             return
@@ -152,33 +133,5 @@ class CamerasModule(Module):
                     continue
                 await self.emit(protocol.EV_PREVIEW, data)
 
-    async def start_session(self, session: SessionInfo) -> dict[str, Any]:
-        """Ready to record means capturing: a trial started from now on has every frame from
-        its start (a camera that cannot open says so in its status)."""
-        for result in await asyncio.gather(
-            *(cam.wait_open() for cam in self.cameras.values()), return_exceptions=True
-        ):
-            if isinstance(result, Exception):
-                log.warning("%s", result)
-        return {}
-
-    async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
-        assert self.session is not None
-        folder, announce = self.session.module_dir, self.announce_file
-        results = await asyncio.gather(
-            *(cam.start_trial(window, folder, announce) for cam in self.cameras.values()),
-            return_exceptions=True,
-        )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            # Close what did open: a trial with a missing camera is not a trial to keep going.
-            await self.stop_trial(window)
-            raise CommandError("; ".join(str(e) for e in errors))
-        return {"cameras": list(self.cameras)}
-
-    async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
-        records = await asyncio.gather(*(cam.stop_trial() for cam in self.cameras.values()))
-        return [r for r in records if r is not None]
-
     def status(self) -> dict[str, Any]:
-        return {"cameras": [cam.status() for cam in self.cameras.values()]}
+        return {"cameras": self.device_status()}

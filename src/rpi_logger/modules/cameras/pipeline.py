@@ -11,8 +11,6 @@ them and keeps the live figures (latest frame for the preview, measured frame ra
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rpi_logger.framework.base import FileRecord
+from rpi_logger.framework.devices import DevicePipeline
 from rpi_logger.framework.source import Lost
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.framework.trial_stream import TrialStream
@@ -31,7 +30,6 @@ from rpi_logger.io.sinks.video import VideoSettings, VideoSink, sink_class
 from rpi_logger.modules.cameras.frames import CameraError, Frame, FrameSource
 
 log = logging.getLogger("rpi_logger.cameras")
-OPEN_TIMEOUT_S = 10.0
 
 #: The encoder thread's nice value (see `rpi_logger.io.bridge.Worker`).
 ENCODER_NICE = 10
@@ -51,49 +49,22 @@ def queue_frames(settings: dict[str, Any], fps: float) -> int:
     return settings.get("queue_size") or min(120, max(8, math.ceil(fps or 30)))
 
 
-class CameraPipeline:
+class CameraPipeline(DevicePipeline[Frame]):
     """A camera's capture loop and, during a trial, its trial stream."""
 
+    kind = "camera"
+
     def __init__(self, source: FrameSource, settings: dict[str, Any]) -> None:
-        self.source = source
+        super().__init__(source)
         self.settings = settings
-        self.id = source.info.id
         self.latest: Frame | None = None  # for the preview; replaced, never mutated
-        self.error: str | None = None
         self.frames_seen = 0
         self._stream: TrialStream[Frame] | None = None
-        self._opened = asyncio.Event()
-        self._settled = asyncio.Event()  # opened, or failed to
         self._arrivals: deque[int] = deque(maxlen=61)
         source.on_overflow = self._on_capture_overflow
 
     # -- capture ---------------------------------------------------------------------------
-    async def capture(self) -> None:
-        """Run the source until cancelled. A camera failure is logged and reported in status,
-        never raised: the module's other cameras keep recording."""
-        try:
-            async with self.source:
-                self._opened.set()
-                self._settled.set()
-                async for frame in self.source:
-                    self._on_frame(frame)
-        except CameraError as exc:
-            self.error = str(exc)
-            log.error("camera %s failed: %s", self.id, exc)
-        finally:
-            self._opened.clear()
-            self._settled.set()
-
-    async def wait_open(self) -> None:
-        """Return once the camera delivers frames; `CameraError` if it failed to open."""
-        if not self._opened.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(OPEN_TIMEOUT_S):
-                    await self._settled.wait()
-        if not self._opened.is_set():
-            raise CameraError(f"camera {self.id} did not open: {self.error or 'timeout'}")
-
-    def _on_frame(self, frame: Frame) -> None:
+    def _on_sample(self, frame: Frame) -> None:
         self.frames_seen += 1
         self.latest = frame
         self._arrivals.append(frame.t_mono_ns)
