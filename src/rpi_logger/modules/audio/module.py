@@ -16,9 +16,9 @@ import logging
 from typing import Any
 
 from rpi_logger.framework import protocol
-from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext, SessionInfo
+from rpi_logger.framework.base import CommandError, ModuleContext
+from rpi_logger.framework.devices import DeviceModule
 from rpi_logger.framework.lsl_outlets import Outlets
-from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.io.sinks.wav_sink import SUBTYPES
 from rpi_logger.modules.audio import lsl_streams
 from rpi_logger.modules.audio.backends import sounddevice_backend as sdb
@@ -74,16 +74,14 @@ def _real_sources(
     return sources, problems
 
 
-class AudioModule(Module):
+class AudioModule(DeviceModule[AudioPipeline]):
     settings = SETTINGS
 
     def __init__(self, context: ModuleContext) -> None:
         super().__init__(context)
         self.config: dict[str, Any] = {}
         self.inputs: list[dict[str, Any]] = []  # every input device PortAudio lists
-        self.pipelines: dict[str, AudioPipeline] = {}
         self.notes: list[str] = []
-        self._changed = asyncio.Event()
         self.lsl = Outlets(context.name, False)  # LSL outlets (lsl = true)
 
     def _publish(self, key: str, block: AudioBlock) -> None:
@@ -126,17 +124,17 @@ class AudioModule(Module):
                 )
             ]
         self.config = settings
-        self.pipelines = {s.info.id: AudioPipeline(s, settings) for s in sources}
+        pipelines = [AudioPipeline(s, settings) for s in sources]
         await self.lsl.aclose()
         self.lsl = Outlets(self.context.name, settings.get("lsl", False))
         await self.lsl.open([lsl_streams.outlet_spec(s.info) for s in sources])
-        for key, pipeline in self.pipelines.items():
-            if key in self.lsl:
-                pipeline.on_block = functools.partial(self._publish, key)
+        for pipeline in pipelines:
+            if pipeline.id in self.lsl:
+                pipeline.on_block = functools.partial(self._publish, pipeline.id)
         self.context.simulate = all(s.info.simulated for s in sources)
-        self._changed.set()  # run() restarts the capture loops with the new inputs
+        self.set_devices(pipelines)  # run() restarts the capture loops with the new inputs
         return {
-            "devices": [self._describe(p.source.info) for p in self.pipelines.values()],
+            "devices": [self._describe(p.source.info) for p in self.devices.values()],
             "inputs": self.inputs,
             "notes": self.notes,
         }
@@ -153,20 +151,7 @@ class AudioModule(Module):
             "simulated": info.simulated,
         }
 
-    async def run(self) -> None:
-        """Capture with the current inputs; restart the loops whenever configure() changes them."""
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            pipelines = list(self.pipelines.values())
-            async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(p.capture(), name=f"audio-{p.id}") for p in pipelines]
-                tasks.append(tg.create_task(self._meter(pipelines), name="level-meter"))
-                await self._changed.wait()
-                for task in tasks:
-                    task.cancel()
-
-    async def _meter(self, pipelines: list[AudioPipeline]) -> None:
+    async def alongside(self, pipelines: list[AudioPipeline]) -> None:
         """Levels per input, as status events about `level_meter_hz` times a second."""
         rate = self.config.get("level_meter_hz", 10.0)
         if not rate:
@@ -186,38 +171,8 @@ class AudioModule(Module):
             **self.status(),
         }
 
-    async def start_session(self, session: SessionInfo) -> dict[str, Any]:
-        """Ready to record means capturing: a trial started from now on has every sample from
-        its start (an input that cannot open says so in its status)."""
-        for result in await asyncio.gather(
-            *(p.wait_open() for p in self.pipelines.values()), return_exceptions=True
-        ):
-            if isinstance(result, Exception):
-                log.warning("%s", result)
-        return {}
-
-    async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
-        assert self.session is not None
-        folder, announce = self.session.module_dir, self.announce_file
-        results = await asyncio.gather(
-            *(p.start_trial(window, folder, announce) for p in self.pipelines.values()),
-            return_exceptions=True,
-        )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            await self.stop_trial(window)
-            raise CommandError("; ".join(str(e) for e in errors))
-        return {"inputs": list(self.pipelines)}
-
-    async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
-        records = await asyncio.gather(*(p.stop_trial() for p in self.pipelines.values()))
-        return [r for r in records if r is not None]
-
-    async def shutdown(self) -> None:
-        await self.lsl.aclose()
-
     def status(self) -> dict[str, Any]:
         return {
-            "devices": [p.status() for p in self.pipelines.values()],
+            "devices": self.device_status(),
             "inputs": self.inputs,
         }

@@ -14,14 +14,13 @@ also listed as a gap). ``clock`` says how the blocks were timed (``adc`` or ``sa
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from rpi_logger.framework.base import FileRecord
+from rpi_logger.framework.devices import DevicePipeline
 from rpi_logger.framework.source import Lost
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.framework.trial_stream import DROP_CAUSES, TrialStream
@@ -33,7 +32,6 @@ from rpi_logger.modules.audio.levels import LevelMeter
 from rpi_logger.samples import AudioBlock
 
 log = logging.getLogger("rpi_logger.audio")
-OPEN_TIMEOUT_S = 10.0
 NS = 1_000_000_000
 
 CLOCK_NOTES = {
@@ -48,53 +46,27 @@ def subtype_of(dtype: str) -> str:
     return {v: k for k, v in SUBTYPES.items()}[dtype]
 
 
-class AudioPipeline:
+class AudioPipeline(DevicePipeline[AudioBlock]):
     """An input's capture loop, level meter and, during a trial, its trial stream."""
 
+    kind = "audio input"
+
     def __init__(self, source: AudioSource, settings: dict[str, Any]) -> None:
-        self.source = source
+        super().__init__(source)
+        self.source: AudioSource = source
         self.settings = settings
-        self.id = source.info.id
         self.meter = LevelMeter(source.info.channels, source.info.dtype)
         self.levels: dict[str, Any] | None = None  # the meter's last reading
-        self.error: str | None = None
         self.blocks_seen = 0
         self.input_overflows_total = 0
         self._stream: TrialStream[AudioBlock] | None = None
         self.on_block: Callable[[AudioBlock], None] | None = None  # every block (LSL outlet)
         self._trial: dict[str, Any] = {}
         self._causes: dict[str, int] = {}
-        self._opened = asyncio.Event()
-        self._settled = asyncio.Event()
         source.on_overflow = self._on_capture_overflow
 
     # -- capture ---------------------------------------------------------------------------
-    async def capture(self) -> None:
-        """Run the source until cancelled. A device failure is logged and reported in status,
-        never raised: the module's other inputs keep recording."""
-        try:
-            async with self.source:
-                self._opened.set()
-                self._settled.set()
-                async for block in self.source:
-                    self._on_block(block)
-        except AudioError as exc:
-            self.error = str(exc)
-            log.error("audio input %s failed: %s", self.id, exc)
-        finally:
-            self._opened.clear()
-            self._settled.set()
-
-    async def wait_open(self) -> None:
-        """Return once the input delivers; `AudioError` if it failed to open."""
-        if not self._opened.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(OPEN_TIMEOUT_S):
-                    await self._settled.wait()
-        if not self._opened.is_set():
-            raise AudioError(f"audio input {self.id} did not open: {self.error or 'timeout'}")
-
-    def _on_block(self, block: AudioBlock) -> None:
+    def _on_sample(self, block: AudioBlock) -> None:
         self.blocks_seen += 1
         if self.on_block is not None:
             self.on_block(block)
