@@ -42,8 +42,9 @@ function fmtTime(s) {
 }
 function fmtDuration(s) {
   if (s === null || s === undefined) return "";
-  if (s > 3600) return `${(s / 3600).toFixed(1)} h left`;
-  return `${Math.round(s / 60)} min left`;
+  if (s > 48 * 3600) return `· ${Math.round(s / 86400)} days left`;
+  if (s > 3600) return `· ${(s / 3600).toFixed(1)} h left`;
+  return `· ${Math.round(s / 60)} min left`;
 }
 function fmtSize(b) {
   if (b > 1e9) return (b / 1e9).toFixed(2) + " GB";
