@@ -22,12 +22,14 @@ from typing import Any
 
 from rpi_logger.framework.base import FileRecord
 from rpi_logger.framework.devices import DevicePipeline
+from rpi_logger.framework.lsl_outlets import Outlets
 from rpi_logger.framework.source import Lost
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.framework.trial_stream import TrialStream
 from rpi_logger.io.sinks.base import SinkError
 from rpi_logger.io.sinks.video import VideoSettings, VideoSink, sink_class
 from rpi_logger.modules.cameras.frames import CameraError, Frame, FrameSource
+from rpi_logger.modules.cameras.lsl_streams import frame_marker_spec
 
 log = logging.getLogger("rpi_logger.cameras")
 
@@ -62,14 +64,27 @@ class CameraPipeline(DevicePipeline[Frame]):
         self._stream: TrialStream[Frame] | None = None
         self._arrivals: deque[int] = deque(maxlen=61)
         source.on_overflow = self._on_capture_overflow
+        self.lsl = Outlets("Cameras", False)  # frame markers (lsl = true)
+        self._frame_index = 0  # the next frame's index in the trial's video
 
     # -- capture ---------------------------------------------------------------------------
+    async def capture(self) -> None:
+        self.lsl = Outlets("Cameras", self.settings.get("lsl", False))
+        await self.lsl.open([frame_marker_spec(self.id, self.source.info.fps)])
+        try:
+            await super().capture()
+        finally:
+            await self.lsl.aclose()
+
     def _on_sample(self, frame: Frame) -> None:
         self.frames_seen += 1
         self.latest = frame
         self._arrivals.append(frame.t_mono_ns)
-        if self._stream is not None:
-            self._stream.offer(frame)
+        index = -1
+        if self._stream is not None and self._stream.offer(frame):
+            index, self._frame_index = self._frame_index, self._frame_index + 1
+        if self.lsl.enabled:
+            self.lsl.push("frames", frame.t_mono_ns, (index, frame.sequence))
 
     def _on_capture_overflow(self, lost: Lost) -> None:
         """The source lost a frame in its hand-off to the loop (loop thread)."""
@@ -132,6 +147,7 @@ class CameraPipeline(DevicePipeline[Frame]):
         except SinkError as exc:
             raise CameraError(f"camera {self.id}: {exc}") from None
         self._stream = stream
+        self._frame_index = 0
         return record
 
     async def stop_trial(self) -> FileRecord | None:
