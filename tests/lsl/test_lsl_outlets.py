@@ -99,14 +99,15 @@ def test_simulated_gaze_arrives_in_another_process_with_the_csv_times_and_values
     assert info.findtext("type") == "Gaze" and float(info.findtext("nominal_srate")) == 200
 
 
-def test_audio_samples_and_trial_markers_arrive_at_their_host_times(tmp_path: Path) -> None:
-    """Audio as chunks (each sample at its block's host time + i / rate, values as in the WAV)
-    and the trials' start and stop markers at the instants in the manifest."""
+def test_audio_frames_and_trial_markers_arrive_at_their_host_times(tmp_path: Path) -> None:
+    """Audio as chunks (each sample at its block's host time + i / rate, values as in the WAV),
+    a camera's frame markers (its timing CSV's rows) and the trials' start and stop markers at
+    the instants in the manifest."""
     import numpy as np
     import soundfile
 
     out = tmp_path / "received.json"
-    names = ["Audio simulated0", "RPi Logger trials"]
+    names = ["Audio simulated0", "RPi Logger trials", "Cameras synthetic0 frames"]
     reader = subprocess.Popen(
         [sys.executable, "-m", "tests.lsl.reader", str(out), *names],
         cwd=ROOT,
@@ -116,9 +117,11 @@ def test_audio_samples_and_trial_markers_arrive_at_their_host_times(tmp_path: Pa
     )
     try:
         record = subprocess.run(
-            [sys.executable, "-m", "rpi_logger", "record", "--modules", "Audio,Notes",
+            [sys.executable, "-m", "rpi_logger", "record", "--modules", "Audio,Notes,Cameras",
              "--duration", "2", "--trials", "2", "--simulate", "--data-dir", str(tmp_path),
-             "--set", "audio.lsl=true", "--set", "notes.lsl=true"],
+             "--set", "audio.lsl=true", "--set", "notes.lsl=true", "--set", "cameras.lsl=true",
+             "--set", "cameras.synthetic_count=1", "--set", "cameras.width=512",
+             "--set", "cameras.height=288", "--set", "cameras.fps=10"],
             cwd=ROOT, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
@@ -153,3 +156,11 @@ def test_audio_samples_and_trial_markers_arrive_at_their_host_times(tmp_path: Pa
         assert abs(stamps[i + n - 1] - (t0 / 1e9 + (n - 1) / rate)) < 1e-6
         checked += 1
     assert checked >= len(blocks) - 2, (checked, len(blocks))
+
+    frames = {round(t * 1e9): v for t, v in received["Cameras synthetic0 frames"]["samples"]}
+    timing = session / "Cameras" / "synthetic0" / "trial002_synthetic0_timing.csv"
+    with timing.open() as f:
+        video_rows = list(csv.DictReader(f))
+    assert len(video_rows) >= 15
+    for row in video_rows:
+        assert frames[int(row["t_mono_ns"])][0] == int(row["frame_index"])
