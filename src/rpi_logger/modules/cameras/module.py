@@ -15,12 +15,14 @@ from rpi_logger.framework import protocol
 from rpi_logger.framework.base import (
     CommandError,
     ModuleContext,
+    SessionInfo,
 )
 from rpi_logger.framework.devices import DeviceModule
 from rpi_logger.io.sinks.base import SinkError
 from rpi_logger.io.sinks.video import check_codec
+from rpi_logger.modules.cameras.capacity import assess
 from rpi_logger.modules.cameras.frames import CameraDescriptor, CameraError, FrameSource
-from rpi_logger.modules.cameras.pipeline import CameraPipeline
+from rpi_logger.modules.cameras.pipeline import CameraPipeline, video_settings
 from rpi_logger.modules.cameras.preview import preview_event
 from rpi_logger.modules.cameras.settings import SETTINGS
 from rpi_logger.modules.cameras.sources import backend_class
@@ -63,6 +65,7 @@ class CamerasModule(DeviceModule[CameraPipeline]):
         super().__init__(context)
         self.config: dict[str, Any] = {}
         self.notes: list[str] = []
+        self.encoding: dict[str, Any] = {}  # the capacity check's verdict (capacity.assess)
 
     async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
         if self.trial is not None:
@@ -103,14 +106,38 @@ class CamerasModule(DeviceModule[CameraPipeline]):
         except (ValueError, CameraError) as exc:
             raise CommandError(str(exc), protocol.BAD_ARGS) from None
         self.context.simulate = all(d.simulated for d in descriptors)
+        # Measured (once per machine and setting) before these cameras capture: not against them.
+        self.encoding = await self._check_capacity(len(cameras), settings)
         self.set_devices(cameras)  # run() restarts the capture loops with the new cameras
         return {
             "devices": [
                 {"id": d.id, "name": d.name, "backend": d.backend, "simulated": d.simulated}
+                | ({"encoding": self.encoding} if self.encoding else {})
                 for d in descriptors
             ],
             "notes": self.notes,
         }
+
+    async def _check_capacity(self, cameras: int, settings: dict[str, Any]) -> dict[str, Any]:
+        """The encoding capacity check (capacity.py); warns now if the cameras exceed it."""
+        if not cameras or settings.get("encoder", "pyav") != "pyav":
+            return {}
+        size = (cameras, settings["width"], settings["height"], settings["fps"])
+        try:
+            found = await asyncio.to_thread(assess, *size, video_settings(settings))
+        except Exception as exc:  # a check that cannot run must not stop the cameras
+            log.debug("encoding capacity not measured: %s", exc)
+            return {}
+        if found["warning"]:
+            log.warning("%s", found["warning"])
+            self.notes.append(found["warning"])
+        return found
+
+    async def start_session(self, session: SessionInfo) -> dict[str, Any]:
+        result = await super().start_session(session)
+        if self.encoding.get("warning"):  # again, into the session's log, before any trial
+            log.warning("%s", self.encoding["warning"])
+        return result
 
     async def alongside(self, cameras: list[CameraPipeline]) -> None:
         """Preview JPEGs of each camera's latest frame, a few a second, on a worker thread."""
@@ -134,4 +161,4 @@ class CamerasModule(DeviceModule[CameraPipeline]):
                 await self.emit(protocol.EV_PREVIEW, data)
 
     def status(self) -> dict[str, Any]:
-        return {"cameras": self.device_status()}
+        return {"cameras": self.device_status(), "encoding": self.encoding}
