@@ -31,6 +31,7 @@ def format_table(result: dict[str, Any]) -> str:
     """Processes (loop lag, CPU, memory), streams, notes, the floor, ratios and targets."""
     modes = result["modes"]
     names = list(modes)
+    shown = {mode: mode.replace("_", "-") for mode in names}
     m = result["machine"]
     out = [
         f"rig {result['rig']['name']}: {result['rig']['description']}",
@@ -42,7 +43,7 @@ def format_table(result: dict[str, Any]) -> str:
     processes = list(next(iter(modes.values()))["processes"]) if modes else []
     header = ["process"]
     for mode in names:
-        header += [f"{mode} lag p50/p99/max ms", "CPU %", "peak RSS MB", "p99/floor"]
+        header += [f"{shown[mode]} lag p50/p99/max ms", "CPU %", "peak RSS MB", "p99/floor"]
     rows = []
     for name in [*processes, "rig"]:
         row = [name]
@@ -64,7 +65,7 @@ def format_table(result: dict[str, Any]) -> str:
         f"idle floor alone (before the rig): {_lag(result['floor_alone']['loop_lag_ms'])} ms"
     )
     out.append("")
-    header = ["stream"] + [f"{mode} captured/written/dropped" for mode in names]
+    header = ["stream"] + [f"{shown[mode]} captured/written/dropped" for mode in names]
     streams = (
         {f"{s['module']} {s['stream']}": s for s in next(iter(modes.values()))["streams"]}
         if modes
