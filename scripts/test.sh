@@ -11,4 +11,5 @@ if [[ "${CI:-}" == "true" ]]; then
     export RPI_LOGGER_FAULT_BASE_SEED="${RPI_LOGGER_FAULT_BASE_SEED:-20261129}"
 fi
 echo "==> pytest"
-.venv/bin/python -m pytest "$@"
+# The slowest tests are listed at the end, to keep the suite well under its time budget.
+.venv/bin/python -m pytest --durations=15 "$@"
