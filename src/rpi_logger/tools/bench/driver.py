@@ -3,10 +3,12 @@
     python -m rpi_logger.tools.bench.driver RIG SECONDS DATA_DIR STATE_DIR
 
 Started by the runner once per mode (blocking mode is the environment it is given, which the
-module processes inherit). Speaks JSON lines on stdout: `{"ready": URL}` once the trial records
-(the runner then posts notes and samples the floor), and at the end `{"session": PATH,
-"usage": {...}}` or `{"error": ...}`. CPU and peak memory are measured here, from outside the
-processes, over the trial: CPU time used / wall time, and the kernel's high-water RSS (VmHWM).
+module processes inherit). Speaks JSON lines on stdout: `{"url": URL}` once the session runs
+(then it waits for a line on stdin: the runner's go, after its warm-up request), `{"ready":
+URL}` once the trial records (the runner then posts notes and samples the floor), and at the
+end `{"session": PATH, "usage": {...}}` or `{"error": ...}`. CPU and peak memory are measured
+here, from outside the processes, over the trial: CPU time used / wall time, and the kernel's
+high-water RSS (VmHWM).
 """
 
 from __future__ import annotations
@@ -92,7 +94,10 @@ async def drive(rig: Rig, seconds: float, data_dir: Path, state_dir: Path) -> di
         await master.start_session("bench")
         pids = {"master": os.getpid()}
         pids.update({n: e.proc.pid for n, e in master.modules.items() if e.proc and e.proc.pid})
-        await asyncio.sleep(SETTLE_S)
+        _say({"url": served.url, "token": served.token})
+        # The runner warms the HTTP server up (its first request pays a lazy set-up on this
+        # loop) and says go; meanwhile sources open and encoders warm.
+        await asyncio.gather(asyncio.to_thread(sys.stdin.readline), asyncio.sleep(SETTLE_S))
         await master.start_trial()
         before = await asyncio.to_thread(cpu_seconds, pids)
         t0 = time.monotonic()

@@ -92,6 +92,7 @@ def mode_figures(
             "failed": len(note_failures),
             "failures": note_failures[:5],
             "round_trip_ms": percentiles(notes_ms),
+            "round_trips_ms": [round(ms, 2) for ms in notes_ms],  # in posting order
         },
         "floor_during": {"loop_lag_ms": floor},
     }

@@ -40,6 +40,13 @@ RIGS: dict[str, Rig] = {
             {"Cameras": _TWO_CAMERAS},
         ),
         Rig(
+            "cameras-ffmpeg",
+            "two cameras 1280x720 at 30 fps encoded by a separate ffmpeg process each (libx264, "
+            "same preset; raw frames through a pipe) and a note every 0.5 s",
+            ("Cameras", "Notes"),
+            {"Cameras": {**_TWO_CAMERAS, "encoder": "ffmpeg", "ffmpeg_codec": "libx264"}},
+        ),
+        Rig(
             "camera",
             "one camera 1280x720 at 30 fps and a note every 0.5 s",
             ("Cameras", "Notes"),

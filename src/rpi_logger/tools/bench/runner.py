@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from rpi_logger import __version__
 from rpi_logger.tools.bench.figures import mode_figures, ratios
-from rpi_logger.tools.bench.notes import NotePoster
+from rpi_logger.tools.bench.notes import NotePoster, warm_up
 from rpi_logger.tools.bench.rigs import Rig
 
 __all__ = ["MODES", "BenchError", "run_bench"]
@@ -110,12 +110,21 @@ def run_mode(
     ]  # fmt: skip
     load_before = _load()
     with log_path.open("w") as log:
-        driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        driver = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env
+        )
         floor = None
         try:
-            assert driver.stdout is not None
+            assert driver.stdout is not None and driver.stdin is not None
             lines = _lines(driver.stdout)
-            ready = _message(lines, START_TIMEOUT_S, f"{mode}: starting the rig", log_path)
+            up = _message(lines, START_TIMEOUT_S, f"{mode}: starting the rig", log_path)
+            try:
+                first_request_ms = warm_up(up["url"], up.get("token"))
+            except OSError as exc:
+                raise BenchError(f"{mode}: the HTTP server does not answer: {exc}") from None
+            driver.stdin.write("go\n")
+            driver.stdin.flush()
+            ready = _message(lines, START_TIMEOUT_S, f"{mode}: starting the trial", log_path)
             floor = _floor(seconds)
             poster = NotePoster(ready["ready"], rig.note_interval_s, ready.get("token"))
             poster.start()
@@ -139,6 +148,7 @@ def run_mode(
         "blocking": blocking,
         "load_avg": {"before": load_before, "after": _load()},
         "session": done["session"],
+        "first_request_ms": round(first_request_ms, 1),
         **figures,
     }
 
