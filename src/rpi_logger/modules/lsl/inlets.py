@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -163,12 +164,18 @@ class InletSource(ThreadedSource[Any, str]):
         self.exclude_prefix = exclude_prefix
         self._lsl: Any = None
         self._errors: Any = None
+        #: The stream of each item lost in the hand-off, oldest first (see `_lost_of`).
+        self.lost_keys: deque[str] = deque(maxlen=100_000)
         #: Set once the streams present at start were found and opened (`FIRST_PASS_S`).
         self.settled = threading.Event()
 
     def _lost_of(self, sample: Any) -> Lost:
+        """A chunk lost in the hand-off (device thread): its stream is remembered, in order,
+        for the loop's `on_overflow` (`lost_keys`)."""
         if isinstance(sample, Samples):
+            self.lost_keys.append(sample.key)
             return Lost(sample.t_mono_ns[0], None, len(sample.t_mono_ns))
+        self.lost_keys.append("")
         return Lost(sample.t_mono_ns, None, 0)
 
     def _device_open(self) -> str:

@@ -220,10 +220,14 @@ class LslModule(Module):
             await asyncio.sleep(RETRY_S)
 
     def _on_overflow(self, lost: Lost) -> None:
-        for state in self.streams.values():  # which stream is unknown: counted on each open one
-            if state.files is not None and lost.size:
+        """A chunk the device thread could not hand over (the loop fell behind): each of its
+        samples counts as a capture overflow of its stream's file."""
+        source = self.source
+        key = source.lost_keys.popleft() if source is not None and source.lost_keys else ""
+        state = self.streams.get(key)
+        if state is not None and state.files is not None:
+            for _ in range(lost.size):
                 state.files.data.lost(lost.t_mono_ns)
-                break
 
     async def _on_item(self, item: Any) -> None:
         if isinstance(item, Samples):
