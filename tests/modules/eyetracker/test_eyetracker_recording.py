@@ -48,7 +48,8 @@ async def test_ten_second_trial_every_gaze_sample_on_the_host_clock(tmp_path: Pa
 
     sync = rows(session / files["time_sync"]["path"])
     assert sync and all(r["accepted"] == "1" for r in sync)
-    assert "trial start" in {r["source"] for r in sync}
+    # Requests that meet (session and trial start close together) share one measurement.
+    assert any("trial start" in r["source"] for r in sync)
     for r in sync:
         assert abs(int(r["offset_ns"]) - DEVICE_OFFSET_NS) < 1_000_000
         assert r["std_ns"] and r["roundtrip_ns"] and r["mean_offset_ns"] and r["median_offset_ns"]
