@@ -76,6 +76,11 @@ _FULL_ON_LOOP = (
 )
 
 
+def is_blocking() -> bool:
+    """True when writers created now run inline (blocking mode)."""
+    return _blocking
+
+
 def set_blocking(on: bool) -> None:
     """Blocking mode (see the module docstring) for every writer created from now on."""
     global _blocking

@@ -50,6 +50,7 @@ from rpi_logger.io.sinks.video.base import (
     av_frame,
     keyframe_interval_us,
 )
+from rpi_logger.io.sinks.writer import is_blocking
 from rpi_logger.samples import Frame
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,21 @@ def parse_encoders(text: str) -> frozenset[str]:
         if len(parts) >= 2:
             names.add(parts[1])
     return frozenset(names)
+
+
+def _wait_exit_blocking(pid: int, timeout: float) -> None:
+    """Block until process `pid` has exited (a zombie) or `timeout` s passed (Linux /proc;
+    elsewhere returns at once). Only blocking mode calls it, on the loop, on purpose."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.002)
 
 
 async def _which(ffmpeg: str) -> str:
@@ -258,6 +274,10 @@ class FFmpegSink(VideoSink):
         if proc is None:
             return
         s = self.settings
+        if is_blocking():
+            # Blocking mode (the benchmark's naive path): wait for ffmpeg on the loop, as a
+            # `subprocess.run` would.
+            _wait_exit_blocking(proc.pid, s.exit_timeout_s)
         await stop_process(
             proc,
             escalation(s.exit_timeout_s, s.kill_timeout_s, None),
