@@ -55,19 +55,28 @@ def _lines(stream: IO[str]) -> queue.Queue[str]:
     return lines
 
 
+def _tail(log: Path, lines: int = 5) -> str:
+    """The driver log's last lines (the folder may be temporary: quote, do not point)."""
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return ("; driver log ends: " + " | ".join(text)) if text else ""
+
+
 def _message(lines: queue.Queue[str], timeout: float, what: str, log: Path) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         try:
             line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
-            raise BenchError(f"{what}: no answer in {timeout:.0f} s (log: {log})") from None
+            raise BenchError(f"{what}: no answer in {timeout:.0f} s{_tail(log)}") from None
         if not line:
-            raise BenchError(f"{what}: the driver ended early (log: {log})")
+            raise BenchError(f"{what}: the driver ended early{_tail(log)}")
         if line.startswith("{"):
             message = json.loads(line)
             if "error" in message:
-                raise BenchError(f"{what}: {message['error']} (log: {log})")
+                raise BenchError(f"{what}: {message['error']}")
             return message
 
 
