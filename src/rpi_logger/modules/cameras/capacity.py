@@ -10,7 +10,7 @@ starts (log warning -> the UI's warnings, the module's status, the manifest's de
 with settings that would fit.
 
 Only the in-process PyAV encoder is measured; an ffmpeg encoder (a hardware one, say) is not.
-The figure is the best seen (a measurement on a busy machine is low); delete the cache file to
+Each figure is measured once (on a busy machine it comes out low); delete the cache file to
 measure again. Scene content matters to x264: real cameras may encode faster or slower.
 """
 
