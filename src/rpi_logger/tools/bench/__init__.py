@@ -39,13 +39,35 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _latency(text: str) -> str:
+    """`flush=MS,fsync=MS`, checked here so a typo fails before anything starts."""
+    values = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        try:
+            values[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or key.strip() not in ("flush", "fsync") or values[key.strip()] < 0:
+            raise argparse.ArgumentTypeError(f"expected e.g. flush=5,fsync=50 (ms), got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected e.g. flush=5,fsync=50 (ms), got {text!r}")
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `bench` subcommand's options."""
     parser.add_argument(
-        "--duration", type=_seconds, default=60.0, help="seconds per mode (and floor) (60)"
+        "--duration",
+        type=_seconds,
+        default=60.0,
+        metavar="S",
+        help="seconds per phase: the floor alone, each mode (60)",
     )
     parser.add_argument("--rig", choices=list(RIGS), default="full", help="what records (full)")
-    parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="PATH", help="write every figure here"
+    )
     parser.add_argument(
         "--modes",
         type=_modes,
@@ -53,10 +75,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated: non-blocking,blocking (both)",
     )
     parser.add_argument(
-        "--keep", type=Path, default=None, help="keep the sessions and logs in this folder"
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep the sessions and logs in this folder",
     )
     parser.add_argument(
         "--sink-latency",
+        type=_latency,
         default=None,
         metavar="flush=MS,fsync=MS",
         help="add a simulated storage latency to every flush/fsync (as on an SD card)",
@@ -74,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     rig = RIGS[args.rig]
+    if args.json is not None and not args.json.parent.is_dir():
+        print(f"rpi-logger bench: no folder {args.json.parent} for --json", file=sys.stderr)
+        return 2
     total = args.duration * (1 + len(args.modes))
     disable = {"auto": None, "always": False, "never": True}[args.progress]
     bar = tqdm(
@@ -110,5 +140,9 @@ def run(args: argparse.Namespace) -> int:
     result["command"] = " ".join(["rpi-logger", *sys.argv[1:]])
     print(format_table(result))
     if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        try:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        except OSError as exc:
+            print(f"rpi-logger bench: cannot write {args.json}: {exc.strerror}", file=sys.stderr)
+            return 1
     return 0
