@@ -155,7 +155,9 @@ def test_restart_rejoins_on_the_trial_timeline_and_never_races_the_stop(tmp_path
     modules = tmp_path / "modules"
     make_ticker(modules, "Ticker", restart_on_crash="true")
     make_ticker(modules, "TickerB")
-    duration = 2.5
+    # Long enough for the restart after the first kill to be recording well before the second,
+    # even on a busy machine where a new module process takes a second or more to start.
+    duration = 4.0
     proc = _record(
         tmp_path,
         modules,
