@@ -1,0 +1,112 @@
+"""A device clock fitted onto the host clock from its stamped lines: offset and drift.
+
+Each pair is a device time (the device's own stamp of an event) and the host time at which the
+line telling of it arrived. A line is never early: ``arrival = true host time + latency``, with
+latency >= 0. So the true mapping ``host = a + b * device`` runs at or below every pair: the
+lower envelope. Of the lines under all the points, the fit takes the one that hugs them most
+closely (the least total latency): the edge of the points' lower convex hull over their mean
+device time. Both the offset (`a`) and the drift (`b`, e.g. 1 - 100e-6 for a clock 100 ppm
+fast) come out of it; with one point the drift is taken as none. The fit is redone as each
+pair arrives (O(n) on the kept points), and `estimate()` gives a time-sync CSV row
+(`clock_map.time_sync_row`): the offset device minus host at a host time, the spread of the
+latencies above the line as `std_ns`, and the smallest latency seen as `roundtrip_ns`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from rpi_logger.io.clock_map import OffsetEstimate
+
+
+def _cross(o: tuple[int, int], a: tuple[int, int], b: tuple[int, int]) -> int:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+class DriftFit:
+    """Lower-envelope offset and drift fit (module docstring). Thread-safe."""
+
+    def __init__(self, *, max_points: int = 4096, source: str = "lower-envelope") -> None:
+        self.max_points = max_points
+        self.source = source
+        self._points: list[tuple[int, int]] = []  # (device ns, arrival ns)
+        self._a = 0.0  # host = a + b * device
+        self._b = 1.0
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        """True once a pair was added."""
+        return bool(self._points)
+
+    @property
+    def points(self) -> int:
+        return len(self._points)
+
+    @property
+    def drift_ppm(self) -> float:
+        """How much faster the device clock runs than the host's, in ppm."""
+        return (1 / self._b - 1) * 1e6 if self._b else 0.0
+
+    def add(self, t_device_ns: int, t_arrival_ns: int) -> None:
+        """One pair: a device stamp and the host arrival of its line. Refits."""
+        with self._lock:
+            self._points.append((t_device_ns, t_arrival_ns))
+            if len(self._points) > self.max_points:
+                del self._points[0]
+            self._fit()
+
+    def _fit(self) -> None:
+        pts = sorted(self._points)
+        if len(pts) == 1 or pts[0][0] == pts[-1][0]:
+            x, y = min(pts, key=lambda p: p[1] - p[0])
+            self._a, self._b = float(y - x), 1.0
+            return
+        hull: list[tuple[int, int]] = []
+        for p in pts:
+            if hull and hull[-1][0] == p[0]:  # same device time: the earlier arrival is lower
+                continue
+            while len(hull) >= 2 and _cross(hull[-2], hull[-1], p) <= 0:
+                hull.pop()
+            hull.append(p)
+        if len(hull) == 1:
+            x, y = hull[0]
+            self._a, self._b = float(y - x), 1.0
+            return
+        mean_x = sum(p[0] for p in pts) / len(pts)
+        i = 0
+        while i < len(hull) - 2 and hull[i + 1][0] < mean_x:
+            i += 1
+        (x0, y0), (x1, y1) = hull[i], hull[i + 1]
+        self._b = (y1 - y0) / (x1 - x0)
+        self._a = y0 - self._b * x0
+
+    def to_host(self, t_device_ns: int) -> int:
+        """The host time of a device time. Raises RuntimeError before the first pair."""
+        with self._lock:
+            if not self._points:
+                raise RuntimeError("no device time pairs yet")
+            return round(self._a + self._b * t_device_ns)
+
+    def estimate(self, t_mono_ns: int) -> OffsetEstimate:
+        """The fit as an offset estimate at a host time (for the time-sync CSV)."""
+        with self._lock:
+            if not self._points:
+                raise RuntimeError("no device time pairs yet")
+            a, b = self._a, self._b
+            latencies = [y - (a + b * x) for x, y in self._points]
+        t_device = (t_mono_ns - a) / b
+        n = len(latencies)
+        mean = sum(latencies) / n
+        std = (sum((v - mean) ** 2 for v in latencies) / n) ** 0.5
+        offset = round(t_device - t_mono_ns)
+        return OffsetEstimate(
+            t_mono_ns=t_mono_ns,
+            offset_ns=offset,
+            std_ns=round(std),
+            roundtrip_ns=round(min(latencies)),
+            mean_ns=offset,
+            median_ns=offset,
+            measurements=n,
+            source=f"{self.source} drift {self.drift_ppm:+.1f} ppm",
+        )
