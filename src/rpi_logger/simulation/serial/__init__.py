@@ -1,0 +1,1 @@
+"""Serial devices simulated behind pseudo-terminals (SPEC §7)."""
