@@ -50,10 +50,11 @@ def make_source(desc: CameraDescriptor, settings: dict[str, Any]) -> FrameSource
     """A frame source for one enumerated camera, at the configured size and rate."""
     size = {"width": settings["width"], "height": settings["height"], "fps": settings["fps"]}
     cls = backend_class(desc.backend)
+    if desc.backend == "opencv":  # webcams deliver RGB: pixel_format does not apply
+        return cls(desc.path or desc.id, camera_id=desc.id, name=desc.name, **size)  # type: ignore[call-arg]
+    size["pixel_format"] = settings.get("pixel_format", "rgb24")
     if desc.backend == "synthetic":
         return cls(desc.id, name=desc.name, **size)  # type: ignore[call-arg]
-    if desc.backend == "opencv":
-        return cls(desc.path or desc.id, camera_id=desc.id, name=desc.name, **size)  # type: ignore[call-arg]
     num = int(desc.id.removeprefix("picam")) if desc.id.startswith("picam") else 0
     return cls(num, camera_id=desc.id, name=desc.name, **size)  # type: ignore[call-arg]
 

@@ -20,6 +20,13 @@ SETTINGS = (
     Setting("width", int, 1280, "frame width in pixels", min=512, max=4096),
     Setting("height", int, 720, "frame height in pixels", min=32, max=3072),
     Setting("fps", float, 30.0, "frames per second", min=1, max=240),
+    Setting(
+        "pixel_format",
+        str,
+        "rgb24",
+        "capture format of CSI and simulated cameras (yuv420p: no conversion before encoding)",
+        choices=["rgb24", "yuv420p"],
+    ),
     Setting("encoder", str, _VIDEO.encoder, "video encoder", choices=list(SINKS)),
     Setting("ffmpeg_codec", str, _VIDEO.codec, "encoder used by the ffmpeg option"),
     Setting("crf", int, _VIDEO.crf, "x264 constant quality (lower is better)", min=0, max=51),
