@@ -33,7 +33,7 @@ def test_measured_once_then_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     assert first["capacity_fps"] == again["capacity_fps"] > 0
     cached = json.loads(capacity.cache_path().read_text())
     [key] = cached
-    assert "640x480" in key and "superfast" in key and cached[key]["fps"] > 0
+    assert "640x480" in key and "superfast" in key and "rgb24" in key and cached[key]["fps"] > 0
 
 
 def test_a_rig_beyond_capacity_is_told_what_fits(monkeypatch: pytest.MonkeyPatch) -> None:

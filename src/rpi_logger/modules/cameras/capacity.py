@@ -55,27 +55,33 @@ def _machine() -> str:
     return f"{platform.machine()} {os.cpu_count()} cores"
 
 
-def _key(encoders: int, width: int, height: int, settings: VideoSettings) -> str:
+def _key(encoders: int, width: int, height: int, settings: VideoSettings, fmt: str) -> str:
     return (
         f"{_machine()}|{settings.codec}|{settings.preset}|{settings.tune}|crf{settings.crf}|"
-        f"threads{settings.threads}|{width}x{height}|x{encoders}"
+        f"threads{settings.threads}|{width}x{height}|{fmt}|x{encoders}"
     )
 
 
-def _frames(width: int, height: int, n: int = 8) -> list[Any]:
+def _frames(width: int, height: int, fmt: str, n: int = 8) -> list[Any]:
     from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
 
-    source = SyntheticSource(width=width, height=height, pixel_format="yuv420p")
+    source = SyntheticSource(width=width, height=height, pixel_format=fmt)  # type: ignore[arg-type]
     source.prepare()
     return [source.make_frame(k, k * 33_333_333) for k in range(n)]
 
 
 def measure_fps(
-    encoders: int, width: int, height: int, settings: VideoSettings, seconds: float = MEASURE_S
+    encoders: int,
+    width: int,
+    height: int,
+    settings: VideoSettings,
+    fmt: str = "rgb24",
+    seconds: float = MEASURE_S,
 ) -> float:
-    """Frames/s that `encoders` encoders of `width`x`height` sustain together, each on its own
-    thread, encoding as fast as they can for `seconds` (blocking: run it off the loop)."""
-    frames = _frames(width, height)
+    """Frames/s that `encoders` encoders of `width`x`height` frames in pixel format `fmt`
+    sustain together (the conversion to yuv420p included), each on its own thread, encoding as
+    fast as they can for `seconds` (blocking: run it off the loop)."""
+    frames = _frames(width, height, fmt)
     counts = [0] * encoders
     errors: list[BaseException] = []
     start = threading.Barrier(encoders + 1)
@@ -133,18 +139,25 @@ def _store(key: str, fps: float) -> None:
         log.debug("encoding capacity not cached: %s", exc)
 
 
-def capacity_fps(encoders: int, width: int, height: int, settings: VideoSettings) -> float:
+def capacity_fps(
+    encoders: int, width: int, height: int, settings: VideoSettings, fmt: str = "rgb24"
+) -> float:
     """The cached figure, else measured now and cached (blocking)."""
-    key = _key(encoders, width, height, settings)
+    key = _key(encoders, width, height, settings, fmt)
     fps = _cached(key)
     if fps is None:
-        fps = measure_fps(encoders, width, height, settings)
+        fps = measure_fps(encoders, width, height, settings, fmt)
         _store(key, fps)
     return fps
 
 
 def assess(
-    cameras: int, width: int, height: int, fps: float, settings: VideoSettings
+    cameras: int,
+    width: int,
+    height: int,
+    fps: float,
+    settings: VideoSettings,
+    fmt: str = "rgb24",
 ) -> dict[str, Any]:
     """Whether `cameras` cameras of `width`x`height` at `fps` fit this machine's encoder.
 
@@ -154,7 +167,7 @@ def assess(
     Blocking: may encode for a second or two.
     """
     need = cameras * fps
-    have = capacity_fps(cameras, width, height, settings)
+    have = capacity_fps(cameras, width, height, settings, fmt)
     out: dict[str, Any] = {
         "cameras": cameras,
         "need_fps": round(need, 1),
@@ -177,7 +190,7 @@ def assess(
             break
     if settings.preset != "ultrafast":
         fast = replace(settings, preset="ultrafast")
-        quick = capacity_fps(cameras, width, height, fast)
+        quick = capacity_fps(cameras, width, height, fast, fmt)
         if need <= quick * HEADROOM:
             options.append(f"preset = ultrafast (measured {quick:.0f} frames/s)")
     if cameras > 1 and usable >= fps:

@@ -125,7 +125,9 @@ class CamerasModule(DeviceModule[CameraPipeline]):
             return {}
         size = (cameras, settings["width"], settings["height"], settings["fps"])
         try:
-            found = await asyncio.to_thread(assess, *size, video_settings(settings))
+            found = await asyncio.to_thread(
+                assess, *size, video_settings(settings), settings.get("pixel_format", "rgb24")
+            )
         except Exception as exc:  # a check that cannot run must not stop the cameras
             log.debug("encoding capacity not measured: %s", exc)
             return {}
