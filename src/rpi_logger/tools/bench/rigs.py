@@ -34,6 +34,16 @@ RIGS: dict[str, Rig] = {
             {"Cameras": _TWO_CAMERAS, "EyeTracker": _NEON, "Audio": _ONE_MIC},
         ),
         Rig(
+            "full-yuv420p",
+            "the full rig with the cameras capturing yuv420p (pixel_format = yuv420p)",
+            ("Cameras", "EyeTracker", "Audio", "Notes"),
+            {
+                "Cameras": {**_TWO_CAMERAS, "pixel_format": "yuv420p"},
+                "EyeTracker": _NEON,
+                "Audio": _ONE_MIC,
+            },
+        ),
+        Rig(
             "cameras",
             "two cameras 1280x720 at 30 fps and a note every 0.5 s",
             ("Cameras", "Notes"),
