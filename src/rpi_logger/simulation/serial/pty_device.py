@@ -143,7 +143,11 @@ class PtyDevice:
                 if master is None:
                     time.sleep(_TICK_S)
                     continue
-                readable, _, _ = select.select([master], [], [], _TICK_S)
+                # Wake for the next due line, not a tick later: latency is what it says.
+                with self._lock:
+                    due = self._queue[0][0] if self._queue else now + int(_TICK_S * 1e9)
+                wait = min(_TICK_S, max(0, due - time.monotonic_ns()) / 1e9)
+                readable, _, _ = select.select([master], [], [], wait)
                 if readable:
                     try:
                         pending += os.read(master, 4096)
