@@ -407,7 +407,9 @@ class Master:
     async def start_trial(self, label: str | None = None) -> dict[str, Any]:
         """Start the next trial at one instant, a lead time from now, for every module.
 
-        Returns the trial as the manifest has it."""
+        Returns the trial as the manifest has it. A module that is restarting is waited for
+        (`RESTART_WAIT_S`), so the trial does not start without it."""
+        await self.registry.settle_restarts()
         async with self._lock:
             session = self._need_session()
             if session.current is not None:

@@ -28,6 +28,9 @@ log = logging.getLogger("rpi_logger.master")
 
 MAX_RESTARTS = 5
 RESTART_DELAY_S = 0.2
+#: How long a trial start waits for modules that are restarting (a new process takes a second
+#: or two, more on a busy machine): a trial is better started late than without a module.
+RESTART_WAIT_S = 10.0
 
 
 @dataclass(slots=True)
@@ -162,6 +165,16 @@ class ModuleRegistry:
             await entry.proc.stop()
         if entry.status != "stopped":
             self._set(entry, "stopped")
+
+    async def settle_restarts(self, timeout: float = RESTART_WAIT_S) -> None:
+        """Wait, at most `timeout` seconds, for the restarts in progress to rejoin (call it
+        without holding the operation lock: a rejoin takes it)."""
+        pending = [t for t in self._restarts if not t.done()]
+        if not pending:
+            return
+        names = ", ".join(sorted(t.get_name().removeprefix("restart-") for t in pending))
+        log.info("waiting up to %.0f s for %s to restart", timeout, names)
+        await asyncio.wait(pending, timeout=timeout)
 
     async def stop_restarts(self) -> None:
         """No module is restarted from now on; a restart in progress is called off, so nothing
