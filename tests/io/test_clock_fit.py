@@ -53,3 +53,13 @@ def test_a_point_repeated_or_out_of_order_is_harmless() -> None:
     for h in (3 * 10**9, 10**9, 10**9, 2 * 10**9):
         fit.add(device_ns(h), h + 1_000_000)
     assert abs(fit.to_host(device_ns(2 * 10**9)) - 2 * 10**9) <= 1_000_001
+
+
+def test_no_drift_from_points_close_together() -> None:
+    """An onset and its press 250 ms apart, 3 ms and 0.5 ms late, say nothing about drift."""
+    fit = DriftFit()
+    fit.add(device_ns(10**12), 10**12 + 3_000_000)
+    fit.add(device_ns(10**12 + 250_000_000), 10**12 + 250_000_000 + 500_000)
+    assert fit.drift_ppm == 0
+    later = 10**12 + 10 * 10**9
+    assert abs(fit.to_host(device_ns(later)) - later) < 2_000_000

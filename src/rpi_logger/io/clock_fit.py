@@ -6,10 +6,12 @@ latency >= 0. So the true mapping ``host = a + b * device`` runs at or below eve
 lower envelope. Of the lines under all the points, the fit takes the one that hugs them most
 closely (the least total latency): the edge of the points' lower convex hull over their mean
 device time. Both the offset (`a`) and the drift (`b`, e.g. 1 - 100e-6 for a clock 100 ppm
-fast) come out of it; with one point the drift is taken as none. The fit is redone as each
-pair arrives (O(n) on the kept points), and `estimate()` gives a time-sync CSV row
-(`clock_map.time_sync_row`): the offset device minus host at a host time, the spread of the
-latencies above the line as `std_ns`, and the smallest latency seen as `roundtrip_ns`.
+fast) come out of it; with one point, or points spanning less than `min_span_ns` of device
+time (two lines 250 ms apart would give any drift their latencies say), the drift is taken as
+none. The fit is redone as each pair arrives (O(n) on the kept points), and `estimate()` gives
+a time-sync CSV row (`clock_map.time_sync_row`): the offset device minus host at a host time,
+the spread of the latencies above the line as `std_ns`, and the smallest latency seen as
+`roundtrip_ns`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,15 @@ def _cross(o: tuple[int, int], a: tuple[int, int], b: tuple[int, int]) -> int:
 class DriftFit:
     """Lower-envelope offset and drift fit (module docstring). Thread-safe."""
 
-    def __init__(self, *, max_points: int = 4096, source: str = "lower-envelope") -> None:
+    def __init__(
+        self,
+        *,
+        max_points: int = 4096,
+        source: str = "lower-envelope",
+        min_span_ns: int = 10_000_000_000,
+    ) -> None:
         self.max_points = max_points
+        self.min_span_ns = min_span_ns
         self.source = source
         self._points: list[tuple[int, int]] = []  # (device ns, arrival ns)
         self._a = 0.0  # host = a + b * device
@@ -58,7 +67,7 @@ class DriftFit:
 
     def _fit(self) -> None:
         pts = sorted(self._points)
-        if len(pts) == 1 or pts[0][0] == pts[-1][0]:
+        if len(pts) == 1 or pts[-1][0] - pts[0][0] < max(1, self.min_span_ns):
             x, y = min(pts, key=lambda p: p[1] - p[0])
             self._a, self._b = float(y - x), 1.0
             return
