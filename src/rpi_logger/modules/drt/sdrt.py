@@ -3,8 +3,9 @@
 The sDRT reports a stimulus in pieces: ``stm>1`` when it lights (no time in it), ``clk>N`` per
 button press, ``stm>0`` when it goes dark, and later ``trl>onset_ms,trial,rt_ms`` with the
 onset on its own millisecond clock (rt -1: no response). `SdrtTracker` pairs each ``trl>``
-with the arrival of its ``stm>1``: that pair feeds the lower-envelope fit
-(`rpi_logger.io.clock_fit.DriftFit`), and the onset is mapped through the fit as refitted then.
+with the arrival of its ``stm>1``, and a response's ``onset_ms + rt_ms`` with the arrival of its
+first ``clk>``: those pairs feed the lower-envelope fit (`rpi_logger.io.clock_fit.DriftFit`),
+and the onset is mapped through the fit as refitted then.
 With ``mapped=False`` the onset is the ``stm>1`` arrival time (the peer logger's way; kept to
 show what the mapping buys). Classification (the firmware does none): `classify`.
 """
@@ -58,6 +59,7 @@ class SdrtTracker:
         self.stim_on = False
         self.config: dict[str, str] = {}
         self._onset_arrival: int | None = None
+        self._click_arrival: int | None = None  # the first press after the onset
 
     def line(self, text: str, t_mono_ns: int) -> Stimulus | None:
         key, sep, value = text.partition(">")
@@ -67,7 +69,10 @@ class SdrtTracker:
             self.stim_on = value == "1"
             if self.stim_on:
                 self._onset_arrival, self.clicks = t_mono_ns, 0
+                self._click_arrival = None
         elif key == "clk":
+            if self._click_arrival is None and self._onset_arrival is not None:
+                self._click_arrival = t_mono_ns
             self.clicks += 1
         elif key == "cfg":
             pairs = (item.partition(":") for item in value.split(","))
@@ -84,10 +89,13 @@ class SdrtTracker:
         except ValueError:
             return self._bad(text)
         arrival, self._onset_arrival = self._onset_arrival, None
+        click, self._click_arrival = self._click_arrival, None
         # The firmware truncates to whole ms: the onset lies in [ms, ms + 1), centre it.
         device_ns = onset_ms * MS + MS // 2
         if arrival is not None:
             self.fit.add(device_ns, arrival)
+        if click is not None and rt >= 0:  # onset_ms + rt_ms is the press on the device clock
+            self.fit.add(device_ns + rt * MS, click)
         if self.mapped and self.fit.ready:
             t = self.fit.to_host(device_ns)
         elif arrival is not None:
@@ -104,6 +112,15 @@ class SdrtTracker:
             return stimulus
         t = self.fit.to_host(stimulus.t_device_ms * MS + MS // 2)
         return replace(stimulus, t_mono_ns=t)
+
+    @property
+    def pending_onset_ns(self) -> int | None:
+        """The arrival of a lit stimulus's ``stm>1`` whose ``trl>`` line has not come yet."""
+        return self._onset_arrival
+
+    def link_lost(self) -> None:
+        """The link dropped: a lit stimulus's ``trl>`` will not pair with its ``stm>1``."""
+        self._onset_arrival, self._click_arrival, self.stim_on = None, None, False
 
     def _bad(self, text: str) -> None:
         self.malformed += 1

@@ -1,0 +1,327 @@
+"""The DRT module: an sDRT (ISO 17488 detection response task) recorded on the host clock.
+
+The device is read through the one serial transport (`framework.serial.SerialSource`), found by
+its USB VID:PID or at a configured port; with ``--simulate`` the simulated sDRT behind a pty
+(SPEC §7) takes its place. On every connection the settings are sent (the ISO preset or the
+custom ISI, stimulus duration, intensity) and read back from the device's ``cfg>`` reply.
+
+Each trial starts the device's experiment at the trial's start (``exp_start`` at
+``at_mono_ns``) and stops it at its stop; a stimulus lit before the stop gets its ``trl>`` line
+(up to `PENDING_WAIT_S`). Rows (`sdrt.Stimulus`, classified by us) carry the onset mapped
+through the device clock fit (`io.clock_fit.DriftFit`). A row waits until the fit has
+``fit_settle_pairs`` pairs, since the first stimuli of a session would otherwise carry one
+line's latency; rows still waiting at the trial's stop are written with the fit as it is then
+(a crash before then loses only those). ``trialNNN_time_sync.csv`` gets the fit in force at the
+start and each refit. An unplug is a gap in both files, from the last line before it to the
+reconnection; the experiment is restarted on the reconnected device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, ClassVar
+
+from rpi_logger.framework import protocol
+from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext
+from rpi_logger.framework.serial import Line, Link, SerialError, SerialOptions, SerialSource
+from rpi_logger.framework.trial import TrialWindow
+from rpi_logger.io.serial.ports import USB_IDS
+from rpi_logger.io.sinks.base import SinkError
+from rpi_logger.modules.drt.files import TrialFiles
+from rpi_logger.modules.drt.sdrt import SdrtTracker, Stimulus
+from rpi_logger.modules.drt.settings import SETTINGS
+from rpi_logger.simulation.serial.sdrt import SimulatedSDRT
+
+log = logging.getLogger("rpi_logger.drt")
+RETRY_OPEN_S = 2.0
+PENDING_WAIT_S = 3.0
+CONNECT_WAIT_S = 5.0
+_TICK_S = 0.005
+_END = b"\n\r"  # the sDRT's command terminator
+
+ISO_PRESET = {"lowerISI": 3000, "upperISI": 5000, "stimDur": 1000}
+
+
+def device_settings(settings: dict[str, Any]) -> dict[str, int]:
+    """The sDRT settings to apply: the ISO preset or the custom values, and the intensity."""
+    if settings["iso_preset"]:
+        wanted = dict(ISO_PRESET)
+    else:
+        if settings["lower_isi_ms"] > settings["upper_isi_ms"]:
+            raise CommandError("lower_isi_ms is above upper_isi_ms", protocol.BAD_ARGS)
+        wanted = {
+            "lowerISI": settings["lower_isi_ms"],
+            "upperISI": settings["upper_isi_ms"],
+            "stimDur": settings["stim_dur_ms"],
+        }
+    wanted["intensity"] = settings["intensity"]
+    return wanted
+
+
+class TrialFigures:
+    """Live figures of the trial for the UI: hit rate and mean reaction time of the hits."""
+
+    def __init__(self) -> None:
+        self.counts = {"hit": 0, "miss": 0, "premature": 0, "late": 0}
+        self._rt_sum = 0
+
+    def add(self, s: Stimulus) -> None:
+        self.counts[s.result] += 1
+        if s.result == "hit" and s.rt_ms is not None:
+            self._rt_sum += s.rt_ms
+
+    def as_dict(self) -> dict[str, Any]:
+        n = sum(self.counts.values())
+        hits = self.counts["hit"]
+        return {
+            "stimuli": n,
+            **self.counts,
+            "hit_rate": round(hits / n, 3) if n else None,
+            "mean_rt_ms": round(self._rt_sum / hits, 1) if hits else None,
+        }
+
+
+class DrtModule(Module):
+    settings = SETTINGS
+    commands: ClassVar[dict[str, dict]] = {"stim_on": {}, "stim_off": {}}
+
+    def __init__(self, context: ModuleContext) -> None:
+        super().__init__(context)
+        self.config: dict[str, Any] = {}
+        self.wanted: dict[str, int] = {}
+        self.source: SerialSource | None = None
+        self.sim: SimulatedSDRT | None = None
+        self.tracker = SdrtTracker()
+        self.files: TrialFiles | None = None
+        self.figures = TrialFigures()
+        self.connected = False
+        self.error: str | None = None
+        self._down: Link | None = None
+        self._waiting: list[Stimulus] = []  # rows waiting for the fit to settle
+        self._exp_start_at: int | None = None
+        self._exp_running = False
+        self._changed = asyncio.Event()
+        self._up = asyncio.Event()  # connected
+
+    @property
+    def device_id(self) -> str:
+        return self.config.get("device_id") or "sDRT"
+
+    # -- configuration -------------------------------------------------------------------------
+    async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
+        if self.trial is not None:
+            raise CommandError("cannot reconfigure the DRT during a trial", protocol.BAD_STATE)
+        wanted = device_settings(settings)
+        await self._release()
+        self.config, self.wanted = settings, wanted
+        options = SerialOptions(
+            usb_ids=[USB_IDS["sDRT"]],
+            path=settings.get("port") or None,
+            silent_timeout_s=settings["silent_timeout_s"],
+            probe=b"get_config" + _END,
+            on_connect=[
+                *(f"set_{k} {v}".encode() + _END for k, v in wanted.items()),
+                b"get_config" + _END,
+            ],
+        )
+        if simulate:
+            self.sim = SimulatedSDRT()
+            await self.sim.start()
+            options.lister = self.sim.ports
+            self.context.simulate = True
+        self.tracker = SdrtTracker(mapped=settings["map_clock"])
+        self.source = SerialSource(self.device_id, options)
+        self._changed.set()
+        return {"devices": [{"id": self.device_id, "simulated": simulate, "settings": wanted}]}
+
+    async def _release(self) -> None:
+        sim, self.sim = self.sim, None
+        if sim is not None:
+            await sim.stop()
+
+    # -- device work -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Read the current device; restart whenever configure() replaces it."""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            source = self.source
+            if source is None:
+                continue
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._pump(source), name="drt"),
+                    tg.create_task(self._housekeeping(source), name="drt-experiment"),
+                ]
+                await self._changed.wait()
+                for task in tasks:
+                    task.cancel()
+
+    async def _pump(self, source: SerialSource) -> None:
+        while True:
+            try:
+                async with source:
+                    self.error = None
+                    async for event in source:
+                        if isinstance(event, Line):
+                            self._on_line(event)
+                        else:
+                            self._on_link(event)
+            except SerialError as exc:
+                self.error = str(exc)
+                log.error("%s", exc)
+            finally:
+                self.connected = False
+                self._up.clear()
+            await asyncio.sleep(RETRY_OPEN_S)
+
+    async def _housekeeping(self, source: SerialSource) -> None:
+        """Start the experiment at the trial's start instant."""
+        while True:
+            await asyncio.sleep(_TICK_S)
+            due = self._exp_start_at
+            if due is not None and time.monotonic_ns() >= due and self.connected:
+                self._exp_start_at = None
+                self._exp_running = source.send(b"exp_start" + _END)
+
+    def _on_link(self, link: Link) -> None:
+        self.connected = link.connected
+        if link.connected:
+            self._up.set()
+        else:
+            self._up.clear()
+        if not link.connected:
+            self._down = link
+            self.tracker.link_lost()
+            if self.files is not None:
+                self.files.disconnects += 1
+            return
+        down, self._down = self._down, None
+        if down is not None and self.files is not None:
+            start = down.last_line_ns if down.last_line_ns is not None else down.t_mono_ns
+            self.files.gap(start, link.t_mono_ns, f"disconnected: {down.reason}")
+        if self._exp_running:  # a re-plugged device starts idle: the trial goes on
+            self._exp_start_at = link.t_mono_ns
+
+    def _on_line(self, line: Line) -> None:
+        tracker = self.tracker
+        pairs = tracker.fit.points
+        stimulus = tracker.line(line.text, line.t_mono_ns)
+        if line.text.startswith("cfg>"):
+            self._check_config()
+        if tracker.fit.points != pairs and self.files is not None:
+            self.files.time_sync(tracker.fit.estimate(line.t_mono_ns), line.t_mono_ns)
+        if stimulus is None:
+            return
+        self._waiting.append(stimulus)
+        if tracker.fit.points >= self.config.get("fit_settle_pairs", 16):
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the waiting rows, mapped by the fit as it is now."""
+        waiting, self._waiting = self._waiting, []
+        files = self.files
+        for s in waiting:
+            s = self.tracker.remap(s)
+            if files is not None and files.window.accepts(s.t_mono_ns):
+                self.figures.add(s)
+                files.stimulus(s)
+
+    def _check_config(self) -> None:
+        got = self.tracker.config
+        wrong = {k: got.get(k) for k, v in self.wanted.items() if got.get(k) != str(v)}
+        if wrong:
+            log.warning("sDRT settings not taken: wanted %s, device has %s", self.wanted, got)
+
+    # -- trials ----------------------------------------------------------------------------------
+    async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
+        assert self.session is not None
+        if self.source is None:
+            raise CommandError("the DRT is not configured", protocol.BAD_STATE)
+        if not self.connected:  # just configured: the port may still be opening
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CONNECT_WAIT_S):
+                    await self._up.wait()
+        if not self.connected:
+            raise CommandError(f"no {self.device_id} connected: {self.error or 'not found'}")
+        files = TrialFiles(
+            window,
+            self.session.module_dir / self.device_id,
+            self.device_id,
+            {"simulated": self.sim is not None, "mapped": self.tracker.mapped},
+        )
+        try:
+            await files.open(self.announce_file)
+        except (SinkError, OSError) as exc:
+            raise CommandError(f"DRT: {exc}") from None
+        self.files, self.figures = files, TrialFigures()
+        self._waiting = [s for s in self._waiting if window.accepts(s.t_mono_ns)]
+        fit = self.tracker.fit
+        if fit.ready:  # the fit in force at the start
+            files.time_sync(fit.estimate(window.start_ns), window.start_ns)
+        self._exp_start_at = window.start_ns
+        return {"device": self.device_id}
+
+    async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
+        files = self.files
+        if files is None:
+            return []
+        self._exp_start_at = None
+        if self._exp_running and self.source is not None:
+            self.source.send(b"exp_stop" + _END)
+        self._exp_running = False
+        # A stimulus lit before the stop: its trl> line comes up to 2.5 s after the onset.
+        deadline = time.monotonic() + PENDING_WAIT_S
+        while self.connected and time.monotonic() < deadline:
+            pending = self.tracker.pending_onset_ns
+            if pending is None or not window.accepts(pending):
+                break
+            await asyncio.sleep(0.05)
+        self._flush()
+        self.files = None
+        return await files.close()
+
+    async def shutdown(self) -> None:
+        await self._release()
+
+    # -- commands --------------------------------------------------------------------------------
+    def _send(self, command: bytes) -> dict[str, Any]:
+        if self.source is None or not self.source.send(command + _END):
+            raise CommandError(f"no {self.device_id} connected", protocol.BAD_STATE)
+        return {}
+
+    async def cmd_stim_on(self) -> dict[str, Any]:
+        """Light the stimulus (for setting up a study)."""
+        return self._send(b"stim_on")
+
+    async def cmd_stim_off(self) -> dict[str, Any]:
+        return self._send(b"stim_off")
+
+    # -- status ----------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        source = self.source
+        if source is None:
+            return {"devices": []}
+        fit = self.tracker.fit
+        device: dict[str, Any] = {
+            "id": self.device_id,
+            "port": source.port.device if source.port else None,
+            "simulated": self.sim is not None,
+            "connected": self.connected,
+            "error": self.error,
+            "config": dict(self.tracker.config),
+            "stimulus_on": self.tracker.stim_on,
+            "trial": self.figures.as_dict() if self.files is not None else None,
+            "clock": {"mapped": self.tracker.mapped, "pairs": fit.points, "drift_ppm": None}
+            | ({"drift_ppm": round(fit.drift_ppm, 2)} if fit.points > 1 else {}),
+            "lines": source.serial_stats.lines,
+            "malformed": source.serial_stats.malformed + self.tracker.malformed,
+            "disconnects": source.serial_stats.disconnects,
+            "recording": self.files is not None,
+        }
+        if self.files is not None:
+            device["files"] = self.files.status()
+        return {"devices": [device], "connected": self.connected}
