@@ -95,6 +95,13 @@ async def serving(
             timeout_graceful_shutdown=2,
         )
         server = _Server(uv_config)
+        if start_modules:
+            # Before the first request: a session started while modules are still starting
+            # would leave them out of it (they were not running when it began).
+            errors = await master.start_enabled()
+            for name, error in errors.items():
+                if error:
+                    log.error("module %s did not start: %s", name, error)
         async with asyncio.TaskGroup() as tg:
             live_task = tg.create_task(live.run(), name="web-live")
             serve_task = tg.create_task(server.serve(sockets=[sock]), name="web-server")
@@ -102,11 +109,6 @@ async def serving(
                 ready = tg.create_task(server.ready.wait())
                 await asyncio.wait([ready, serve_task], return_when=asyncio.FIRST_COMPLETED)
                 ready.cancel()
-                if start_modules:
-                    errors = await master.start_enabled()
-                    for name, error in errors.items():
-                        if error:
-                            log.error("module %s did not start: %s", name, error)
                 yield Served(master, _url(host, port), token, server)
             finally:
                 server.should_exit = True  # serve() returns within ~0.1 s
