@@ -30,10 +30,13 @@ from rpi_logger.framework.serial import Line, Link, SerialError, SerialOptions, 
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.io.serial.ports import USB_IDS
 from rpi_logger.io.sinks.base import SinkError
+from rpi_logger.modules.drt import wdrt
 from rpi_logger.modules.drt.files import TrialFiles
 from rpi_logger.modules.drt.sdrt import SdrtTracker, Stimulus
 from rpi_logger.modules.drt.settings import SETTINGS
+from rpi_logger.modules.drt.wdrt import WdrtTracker
 from rpi_logger.simulation.serial.sdrt import SimulatedSDRT
+from rpi_logger.simulation.serial.wdrt import SimulatedWDRT
 
 log = logging.getLogger("rpi_logger.drt")
 RETRY_OPEN_S = 2.0
@@ -41,6 +44,34 @@ PENDING_WAIT_S = 3.0
 CONNECT_WAIT_S = 5.0
 _TICK_S = 0.005
 _END = b"\n\r"  # the sDRT's command terminator
+WDRT_GAP_S = 0.025  # the wDRT reads a 10 ms chunk as one command: at least 20 ms apart
+
+
+class Commands:
+    """What a device type is told (sDRT by default; `wdrt_commands` for the wDRT)."""
+
+    start = b"exp_start" + _END
+    stop = b"exp_stop" + _END
+    stim_on = b"stim_on" + _END
+    stim_off = b"stim_off" + _END
+    get_config = b"get_config" + _END
+    battery: bytes | None = None
+
+    def settings(self, wanted: dict[str, int]) -> list[bytes]:
+        return [f"set_{k} {v}".encode() + _END for k, v in wanted.items()]
+
+
+class WdrtCommands(Commands):
+    start = b"trl>1" + wdrt.END
+    stop = b"trl>0" + wdrt.END
+    stim_on = b"dev>1" + wdrt.END
+    stim_off = b"dev>0" + wdrt.END
+    get_config = b"get_cfg>" + wdrt.END
+    battery = b"get_bat>" + wdrt.END
+
+    def settings(self, wanted: dict[str, int]) -> list[bytes]:
+        return wdrt.set_commands(wanted)
+
 
 ISO_PRESET = {"lowerISI": 3000, "upperISI": 5000, "stimDur": 1000}
 
@@ -94,6 +125,7 @@ class DrtModule(Module):
         self.wanted: dict[str, int] = {}
         self.source: SerialSource | None = None
         self.sim: SimulatedSDRT | None = None
+        self.cmds: Commands = Commands()
         self.tracker = SdrtTracker()
         self.files: TrialFiles | None = None
         self.figures = TrialFigures()
@@ -108,7 +140,7 @@ class DrtModule(Module):
 
     @property
     def device_id(self) -> str:
-        return self.config.get("device_id") or "sDRT"
+        return self.config.get("device_id") or self.config.get("device_type") or "sDRT"
 
     # -- configuration -------------------------------------------------------------------------
     async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
@@ -117,22 +149,22 @@ class DrtModule(Module):
         wanted = device_settings(settings)
         await self._release()
         self.config, self.wanted = settings, wanted
+        kind = settings.get("device_type", "sDRT")
+        self.cmds = WdrtCommands() if kind == "wDRT" else Commands()
         options = SerialOptions(
-            usb_ids=[USB_IDS["sDRT"]],
+            usb_ids=[USB_IDS[kind]],
             path=settings.get("port") or None,
             silent_timeout_s=settings["silent_timeout_s"],
-            probe=b"get_config" + _END,
-            on_connect=[
-                *(f"set_{k} {v}".encode() + _END for k, v in wanted.items()),
-                b"get_config" + _END,
-            ],
+            probe=self.cmds.get_config,
+            command_gap_s=WDRT_GAP_S if kind == "wDRT" else 0.0,
         )
         if simulate:
-            self.sim = SimulatedSDRT()
+            self.sim = SimulatedWDRT() if kind == "wDRT" else SimulatedSDRT()
             await self.sim.start()
             options.lister = self.sim.ports
             self.context.simulate = True
-        self.tracker = SdrtTracker(mapped=settings["map_clock"])
+        tracker = WdrtTracker if kind == "wDRT" else SdrtTracker
+        self.tracker = tracker(mapped=settings["map_clock"])
         self.source = SerialSource(self.device_id, options)
         self._changed.set()
         return {"devices": [{"id": self.device_id, "simulated": simulate, "settings": wanted}]}
@@ -185,7 +217,7 @@ class DrtModule(Module):
             due = self._exp_start_at
             if due is not None and time.monotonic_ns() >= due and self.connected:
                 self._exp_start_at = None
-                self._exp_running = source.send(b"exp_start" + _END)
+                self._exp_running = source.send(self.cmds.start)
 
     def _on_link(self, link: Link) -> None:
         self.connected = link.connected
@@ -199,6 +231,15 @@ class DrtModule(Module):
             if self.files is not None:
                 self.files.disconnects += 1
             return
+        source = self.source
+        if source is not None:  # settings, then read them back (spaced by the transport)
+            for command in (
+                *self.cmds.settings(self.wanted),
+                self.cmds.get_config,
+                self.cmds.battery,
+            ):
+                if command is not None:
+                    source.send(command)
         down, self._down = self._down, None
         if down is not None and self.files is not None:
             start = down.last_line_ns if down.last_line_ns is not None else down.t_mono_ns
@@ -216,6 +257,8 @@ class DrtModule(Module):
             self.files.time_sync(tracker.fit.estimate(line.t_mono_ns), line.t_mono_ns)
         if stimulus is None:
             return
+        if self.files is not None and self.files.window.accepts(stimulus.t_mono_ns):
+            self.figures.add(stimulus)  # live, before its row waits for the fit
         self._waiting.append(stimulus)
         if tracker.fit.points >= self.config.get("fit_settle_pairs", 16):
             self._flush()
@@ -227,12 +270,16 @@ class DrtModule(Module):
         for s in waiting:
             s = self.tracker.remap(s)
             if files is not None and files.window.accepts(s.t_mono_ns):
-                self.figures.add(s)
                 files.stimulus(s)
 
     def _check_config(self) -> None:
         got = self.tracker.config
-        wrong = {k: got.get(k) for k, v in self.wanted.items() if got.get(k) != str(v)}
+        keys = wdrt.KEYS if isinstance(self.tracker, WdrtTracker) else {}
+        wrong = {
+            k: got.get(keys.get(k, k))
+            for k, v in self.wanted.items()
+            if got.get(keys.get(k, k)) != str(v)
+        }
         if wrong:
             log.warning("sDRT settings not taken: wanted %s, device has %s", self.wanted, got)
 
@@ -271,7 +318,7 @@ class DrtModule(Module):
             return []
         self._exp_start_at = None
         if self._exp_running and self.source is not None:
-            self.source.send(b"exp_stop" + _END)
+            self.source.send(self.cmds.stop)
         self._exp_running = False
         # A stimulus lit before the stop: its trl> line comes up to 2.5 s after the onset.
         deadline = time.monotonic() + PENDING_WAIT_S
@@ -289,16 +336,16 @@ class DrtModule(Module):
 
     # -- commands --------------------------------------------------------------------------------
     def _send(self, command: bytes) -> dict[str, Any]:
-        if self.source is None or not self.source.send(command + _END):
+        if self.source is None or not self.source.send(command):
             raise CommandError(f"no {self.device_id} connected", protocol.BAD_STATE)
         return {}
 
     async def cmd_stim_on(self) -> dict[str, Any]:
         """Light the stimulus (for setting up a study)."""
-        return self._send(b"stim_on")
+        return self._send(self.cmds.stim_on)
 
     async def cmd_stim_off(self) -> dict[str, Any]:
-        return self._send(b"stim_off")
+        return self._send(self.cmds.stim_off)
 
     # -- status ----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -314,6 +361,7 @@ class DrtModule(Module):
             "error": self.error,
             "config": dict(self.tracker.config),
             "stimulus_on": self.tracker.stim_on,
+            "battery_percent": getattr(self.tracker, "battery", None),
             "trial": self.figures.as_dict() if self.files is not None else None,
             "clock": {"mapped": self.tracker.mapped, "pairs": fit.points, "drift_ppm": None}
             | ({"drift_ppm": round(fit.drift_ppm, 2)} if fit.points > 1 else {}),

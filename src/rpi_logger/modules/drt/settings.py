@@ -6,7 +6,10 @@ from rpi_logger.config import Setting
 
 SETTINGS = (
     Setting("port", str, None, "serial port (empty: found by USB VID:PID)"),
-    Setting("device_id", str, "sDRT", "the device's folder name in the session"),
+    Setting(
+        "device_type", str, "sDRT", "the DRT: wired sDRT or wireless wDRT", choices=["sDRT", "wDRT"]
+    ),
+    Setting("device_id", str, None, "the device's folder name (empty: the device type)"),
     Setting("iso_preset", bool, True, "ISO 17488 preset: ISI 3000-5000 ms, stimulus 1000 ms"),
     Setting("lower_isi_ms", int, 3000, "shortest gap between stimuli", min=500, max=60000),
     Setting("upper_isi_ms", int, 5000, "longest gap between stimuli", min=500, max=60000),
