@@ -1,0 +1,279 @@
+"""The VOG module: sVOG occlusion goggles in cycle mode, ``trialNNN_vog.csv`` (SPEC §5).
+
+Read through the one serial transport, found by USB VID:PID or at a configured port; with
+``--simulate`` the simulated sVOG behind a pty (SPEC §7). On each connection the open and
+closed times are sent (``>set_configMaxOpen|N<<``, ``>set_configMaxClose|N<<``) and read back
+(``>get_config|<<``). Each trial starts the goggles' trial at its start (``do_trialStart``) and
+stops it at its stop (``do_trialStop``). Rows: each lens change (``stm|1`` open, ``stm|0``
+closed) at the host arrival of its line, and the device's trial end (``data|trial,open_ms,
+closed_ms``: TSOT, the total shutter open time, and TTT = open + closed, the total task time).
+That report comes after the stop: its row is placed at the trial's last instant, its arrival
+kept in ``t_arrival_ns``. An unplug is a gap in the file. wVOG: not built yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from rpi_logger.framework import protocol
+from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext
+from rpi_logger.framework.serial import Line, Link, SerialError, SerialOptions, SerialSource
+from rpi_logger.framework.trial import TrialWindow
+from rpi_logger.framework.trial_stream import TrialStream
+from rpi_logger.io.clock import mono_to_wall
+from rpi_logger.io.serial.ports import USB_IDS
+from rpi_logger.io.sinks import CsvSink
+from rpi_logger.io.sinks.base import SinkError
+from rpi_logger.modules.vog.settings import SETTINGS
+from rpi_logger.simulation.serial.svog import SimulatedSVOG
+
+log = logging.getLogger("rpi_logger.vog")
+RETRY_OPEN_S = 2.0
+CONNECT_WAIT_S = 5.0
+DATA_WAIT_S = 2.0
+_TICK_S = 0.005
+
+VOG_COLUMNS = (
+    "device_trial",
+    "t_mono_ns",
+    "t_wall_unix",
+    "event",
+    "open_ms",
+    "closed_ms",
+    "total_ms",
+    "device",
+    "t_arrival_ns",
+)
+
+
+def command(key: str, value: str | int = "") -> bytes:
+    """An sVOG command: ``>KEY|VAL<<``."""
+    return f">{key}|{value}<<".encode()
+
+
+class VogModule(Module):
+    settings = SETTINGS
+
+    def __init__(self, context: ModuleContext) -> None:
+        super().__init__(context)
+        self.config: dict[str, Any] = {}
+        self.source: SerialSource | None = None
+        self.sim: SimulatedSVOG | None = None
+        self.stream: TrialStream[tuple] | None = None
+        self.device_config: dict[str, str] = {}
+        self.lens_open: bool | None = None
+        self.device_trial = 0
+        self.last_totals: dict[str, int] | None = None
+        self.connected = False
+        self.error: str | None = None
+        self.malformed = 0
+        self._down: Link | None = None
+        self._trial_start_at: int | None = None
+        self._running = False
+        self._data = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._up = asyncio.Event()
+
+    @property
+    def device_id(self) -> str:
+        return self.config.get("device_id") or "sVOG"
+
+    async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
+        if self.trial is not None:
+            raise CommandError("cannot reconfigure the VOG during a trial", protocol.BAD_STATE)
+        await self._release()
+        self.config = settings
+        options = SerialOptions(
+            usb_ids=[USB_IDS["sVOG"]],
+            path=settings.get("port") or None,
+            silent_timeout_s=settings["silent_timeout_s"],
+            probe=command("get_config"),
+        )
+        if simulate:
+            self.sim = SimulatedSVOG()
+            await self.sim.start()
+            options.lister = self.sim.ports
+            self.context.simulate = True
+        self.source = SerialSource(self.device_id, options)
+        self._changed.set()
+        return {"devices": [{"id": self.device_id, "simulated": simulate}]}
+
+    async def _release(self) -> None:
+        sim, self.sim = self.sim, None
+        if sim is not None:
+            await sim.stop()
+
+    # -- device work -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            source = self.source
+            if source is None:
+                continue
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._pump(source), name="vog"),
+                    tg.create_task(self._housekeeping(source), name="vog-trial"),
+                ]
+                await self._changed.wait()
+                for task in tasks:
+                    task.cancel()
+
+    async def _pump(self, source: SerialSource) -> None:
+        while True:
+            try:
+                async with source:
+                    self.error = None
+                    async for event in source:
+                        if isinstance(event, Line):
+                            self._on_line(event)
+                        else:
+                            self._on_link(event)
+            except SerialError as exc:
+                self.error = str(exc)
+                log.error("%s", exc)
+            finally:
+                self.connected = False
+                self._up.clear()
+            await asyncio.sleep(RETRY_OPEN_S)
+
+    async def _housekeeping(self, source: SerialSource) -> None:
+        """Start the goggles' trial at the trial's start instant."""
+        while True:
+            await asyncio.sleep(_TICK_S)
+            due = self._trial_start_at
+            if due is not None and time.monotonic_ns() >= due and self.connected:
+                self._trial_start_at = None
+                self._running = source.send(command("do_trialStart"))
+                self.device_trial += 1  # the goggles count their trials from 1 too
+
+    def _row(self, *cells: Any) -> None:
+        if self.stream is not None:
+            self.stream.offer(cells)
+
+    def _on_line(self, line: Line) -> None:
+        key, sep, value = line.text.partition("|")
+        t = line.t_mono_ns
+        if key == "stm" and value in ("0", "1"):
+            self.lens_open = value == "1"
+            event = "open" if self.lens_open else "close"
+            self._row(self.device_trial, t, mono_to_wall(t), event, "", "", "", self.device_id, t)
+        elif key == "data" and sep:
+            try:
+                trial, open_ms, closed_ms = (int(v) for v in value.split(",")[:3])
+            except ValueError:
+                self._bad(line.text)
+                return
+            self.device_trial = trial
+            total = open_ms + closed_ms
+            self.last_totals = {"open_ms": open_ms, "closed_ms": closed_ms, "total_ms": total}
+            window = self.stream.window if self.stream is not None else None
+            at = t if window is None or window.stop_ns is None else min(t, window.stop_ns - 1)
+            self._row(
+                trial, at, mono_to_wall(at), "trial_end", open_ms, closed_ms, total,
+                self.device_id, t,
+            )  # fmt: skip
+            self._data.set()
+        elif key == "config" and sep:
+            pairs = (item.partition(":") for item in value.split(","))
+            self.device_config = {k.strip(): v.strip() for k, s, v in pairs if s}
+        else:
+            self._bad(line.text)
+
+    def _bad(self, text: str) -> None:
+        self.malformed += 1
+        log.warning("sVOG: malformed line %r (%d so far)", text[:80], self.malformed)
+
+    def _on_link(self, link: Link) -> None:
+        self.connected = link.connected
+        if not link.connected:
+            self._up.clear()
+            self._down = link
+            return
+        self._up.set()
+        source = self.source
+        if source is not None:
+            source.send(command("set_configMaxOpen", self.config["open_ms"]))
+            source.send(command("set_configMaxClose", self.config["closed_ms"]))
+            source.send(command("get_config"))
+        down, self._down = self._down, None
+        if down is not None and self.stream is not None:
+            start = down.last_line_ns if down.last_line_ns is not None else down.t_mono_ns
+            self.stream.gap(start, link.t_mono_ns, None, f"disconnected: {down.reason}")
+        if self._running:  # re-plugged goggles start idle: the trial goes on
+            self._trial_start_at = link.t_mono_ns
+
+    # -- trials ----------------------------------------------------------------------------------
+    async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
+        assert self.session is not None
+        if self.source is None:
+            raise CommandError("the VOG is not configured", protocol.BAD_STATE)
+        if not self.connected:  # just configured: the port may still be opening
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CONNECT_WAIT_S):
+                    await self._up.wait()
+        if not self.connected:
+            raise CommandError(f"no {self.device_id} connected: {self.error or 'not found'}")
+        path = self.session.module_dir / self.device_id / f"{window.stem}_vog.csv"
+        stream: TrialStream[tuple] = TrialStream(
+            window,
+            CsvSink(path, VOG_COLUMNS),
+            FileRecord(
+                self.device_id, "csv", path, extra={"stream": "vog", "simulated": bool(self.sim)}
+            ),
+            name=f"{self.device_id} vog",
+            max_items=256,
+            time_of=lambda row: row[1],
+        )
+        try:
+            await stream.open(self.announce_file)
+        except (SinkError, OSError) as exc:
+            raise CommandError(f"VOG: {exc}") from None
+        self.stream = stream
+        self._trial_start_at = window.start_ns
+        return {"device": self.device_id}
+
+    async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
+        stream = self.stream
+        if stream is None:
+            return []
+        self._trial_start_at = None
+        if self._running and self.source is not None:
+            self._data.clear()
+            self.source.send(command("do_trialStop"))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DATA_WAIT_S):
+                    await self._data.wait()  # the device's totals of the trial
+        self._running = False
+        self.stream = None
+        record = await stream.close()
+        if self.last_totals is not None:
+            record.extra["totals"] = dict(self.last_totals)
+        return [record]
+
+    async def shutdown(self) -> None:
+        await self._release()
+
+    def status(self) -> dict[str, Any]:
+        source = self.source
+        if source is None:
+            return {"devices": []}
+        device = {
+            "id": self.device_id,
+            "port": source.port.device if source.port else None,
+            "simulated": self.sim is not None,
+            "connected": self.connected,
+            "error": self.error,
+            "config": dict(self.device_config),
+            "lens_open": self.lens_open,
+            "last_trial_totals": self.last_totals,
+            "malformed": source.serial_stats.malformed + self.malformed,
+            "disconnects": source.serial_stats.disconnects,
+            "recording": self.stream is not None,
+        }
+        return {"devices": [device], "connected": self.connected}
