@@ -1,7 +1,8 @@
 """Seeded fault injection for `rpi-logger record` (docs/design.md: Command line, Session layout and
 manifest, Modules and trials, Integrity).
 
-One case = one headless recording (`record --simulate --modules cameras,notes`) started as a
+One case = one headless recording (`record --simulate --modules cameras,eyetracker,audio,notes`,
+small video so a case stays cheap) started as a
 subprocess in its own process group, and ONE fault injected at a seeded random edge of the
 recording: during set-up, just before / after a trial's start or stop, between trials, or during
 shutdown. The edges are found from the master's progress on stderr and from `session.json`
@@ -37,9 +38,18 @@ import psutil
 
 from rpi_logger.core.supervisor import STARTUP_TIMEOUT_S
 
-MODULES = ("Cameras", "Notes")
-#: Small cameras keep a case cheap on a 2-core machine.
-CAMERA_SETTINGS = ("cameras.width=640", "cameras.height=480", "cameras.fps=15")
+MODULES = ("Cameras", "EyeTracker", "Audio", "Notes")
+#: Small videos keep a case cheap on a 2-core machine.
+RIG_SETTINGS = (
+    "cameras.width=640",
+    "cameras.height=480",
+    "cameras.fps=15",
+    "eyetracker.sim_scene_width=640",
+    "eyetracker.sim_scene_height=480",
+    "eyetracker.sim_scene_fps=15",
+)
+#: Module faults of seeds kept from before EyeTracker and Audio joined the rig target these.
+LEGACY_TARGETS = "cameras-notes"
 DURATION_S = 1.5
 TRIALS = 2
 LEAD_TIME_NS = 200_000_000  # the master's default trial lead time
@@ -107,7 +117,15 @@ class Case:
     trials: int = TRIALS
 
     @classmethod
-    def from_seed(cls, seed: int, duration_s: float = DURATION_S, trials: int = TRIALS) -> Case:
+    def from_seed(
+        cls,
+        seed: int,
+        duration_s: float = DURATION_S,
+        trials: int = TRIALS,
+        targets: str = "all",
+    ) -> Case:
+        """The case of `seed`. `targets = LEGACY_TARGETS` keeps a module fault on Cameras or
+        Notes, as the seed meant when it was kept (known_seeds.json)."""
         rng = random.Random(seed)
         # Every draw happens, in this order, whatever the fault: a seed keeps its meaning.
         fault = rng.choice(list(Fault))
@@ -137,6 +155,10 @@ class Case:
                 offset = edge_offset
         if moment is Moment.SHUTDOWN:
             trial = trials
+        # A draw of its own, after all the others, so the draws above keep their meaning.
+        retarget = random.Random(f"{seed}-target")
+        if targets != LEGACY_TARGETS and retarget.random() < 0.4:
+            module = retarget.choice(["EyeTracker", "Audio"])
         return cls(
             seed,
             fault,
@@ -184,10 +206,10 @@ class Case:
         return f"seed {self.seed}: {self.fault}{target} {when}{tail}"
 
     def command(self, data_dir: Path) -> list[str]:
-        settings = [*CAMERA_SETTINGS]
+        settings = [*RIG_SETTINGS]
         if self.fault.on_module:
             flag = str(self.restart_on_crash).lower()
-            settings += [f"cameras.restart_on_crash={flag}", f"notes.restart_on_crash={flag}"]
+            settings += [f"{m.lower()}.restart_on_crash={flag}" for m in MODULES]
         args = [
             sys.executable,
             "-m",
@@ -195,7 +217,7 @@ class Case:
             "record",
             "--simulate",
             "--modules",
-            "cameras,notes",
+            ",".join(m.lower() for m in MODULES),
             "--duration",
             f"{self.duration_s:g}",
             "--trials",
@@ -214,6 +236,7 @@ class SeedEntry:
     seed: int
     kind: str  # "seed" (random this run), "known" (kept in known_seeds.json), "env"
     note: str = ""
+    targets: str = "all"  # which modules a module fault may hit (Case.from_seed)
 
     @property
     def id(self) -> str:
@@ -222,7 +245,10 @@ class SeedEntry:
 
 def load_known_seeds(path: Path = KNOWN_SEEDS) -> list[SeedEntry]:
     entries = json.loads(path.read_text(encoding="utf-8"))
-    return [SeedEntry(int(e["seed"]), "known", e.get("defect", "")) for e in entries]
+    return [
+        SeedEntry(int(e["seed"]), "known", e.get("defect", ""), e.get("targets", LEGACY_TARGETS))
+        for e in entries
+    ]
 
 
 def selected_seeds(env: dict[str, str] | None = None) -> list[SeedEntry]:
@@ -899,7 +925,22 @@ def check_session_files(
             if entry is not None and entry.get("frames") == 0 and path.stat().st_size == 0:
                 continue  # a window that held no frame (a stop at the start): nothing to decode
             problems += _check_mp4(path, rel, may_be_cut=crashed and unfinished)
+        elif path.suffix == ".wav":
+            problems += _check_wav(path, rel)
     return problems
+
+
+def _check_wav(path: Path, rel: str) -> list[str]:
+    """A WAV opens and reads to its end whatever happened: its header is kept valid as it is
+    written (design: Audio), so even a kill -9 leaves one ordinary tools play."""
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(str(path)) as wav:
+            wav.read(dtype="int16")
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        return [f"{rel}: soundfile cannot read it: {exc}"]
+    return []
 
 
 def _check_csv(path: Path, rel: str, crashed: bool) -> list[str]:
@@ -1013,8 +1054,10 @@ def _check_manifest(o: Outcome, manifest: dict[str, Any]) -> list[str]:
                     f"trial {trial['number']} is 'complete' but {entry.get('path')} is "
                     f"{entry.get('status')!r}"
                 )
-        if not any(e.get("module") == "Cameras" for e in trial.get("files", [])):
-            problems.append(f"trial {trial['number']} is 'complete' without any Cameras file")
+        present = {e.get("module") for e in trial.get("files", [])}
+        for module in ("Cameras", "EyeTracker", "Audio"):  # each records files every trial
+            if module not in present:
+                problems.append(f"trial {trial['number']} is 'complete' without any {module} file")
     if case.fault.graceful_signal and inj.at_ns is not None:
         late = [n for n, w in windows.items() if w[0] > inj.at_ns + LEAD_TIME_NS + 500_000_000]
         if late:
