@@ -8,6 +8,8 @@ import csv
 import time
 from pathlib import Path
 
+import pytest
+
 from rpi_logger.config import load_settings
 from rpi_logger.framework.base import COMMON_SETTINGS, ModuleContext, SessionInfo
 from rpi_logger.framework.discovery import discover_modules
@@ -26,9 +28,11 @@ def test_discovered_and_off_by_default() -> None:
     assert load_settings(MODULE_DIR / "config.txt", COMMON_SETTINGS)["enabled"] is False
 
 
-async def test_cycle_trial_lens_changes_and_totals(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sVOG", "wVOG"])
+async def test_cycle_trial_lens_changes_and_totals(tmp_path: Path, kind: str) -> None:
+    """Also the wVOG's settings round trip: ``set>OPN:1200`` then ``get_cfg>`` reads it back."""
     settings = load_settings(MODULE_DIR / "config.txt", (*COMMON_SETTINGS, *SETTINGS))
-    settings.update(open_ms=1200, closed_ms=1000)
+    settings.update(open_ms=1200, closed_ms=1000, device_type=kind)
     module = VogModule(ModuleContext("VOG", MODULE_DIR))
     async with asyncio.TaskGroup() as tg:
         await module.configure(settings, simulate=True)
@@ -41,14 +45,17 @@ async def test_cycle_trial_lens_changes_and_totals(tmp_path: Path) -> None:
             module.trial = window
             await module.start_trial(window)
             await asyncio.sleep(5.0)
-            assert module.device_config["MaxOpen"] == "1200"  # sent and read back
+            key = "OPN" if kind == "wVOG" else "MaxOpen"
+            assert module.device_config[key] == "1200"  # sent and read back
             window.stop_ns = time.monotonic_ns()
             [record] = await module.stop_trial(window)
             changes = list(sim.changes)
         finally:
             await module.shutdown()
             runner.cancel()
-    with (tmp_path / "VOG/sVOG/trial001_vog.csv").open() as f:
+    if kind == "wVOG":
+        assert sim.merged == 0  # commands 25 ms apart: none lost in a 10 ms chunk
+    with (tmp_path / f"VOG/{kind}/trial001_vog.csv").open() as f:
         rows = list(csv.DictReader(f))
     events = [r for r in rows if r["event"] != "trial_end"]
     # Open at the start, then closed 1200 ms later, open 1000 ms after that, ...

@@ -8,7 +8,8 @@ stops it at its stop (``do_trialStop``). Rows: each lens change (``stm|1`` open,
 closed) at the host arrival of its line, and the device's trial end (``data|trial,open_ms,
 closed_ms``: TSOT, the total shutter open time, and TTT = open + closed, the total task time).
 That report comes after the stop: its row is placed at the trial's last instant, its arrival
-kept in ``t_arrival_ns``. An unplug is a gap in the file. wVOG: not built yet.
+kept in ``t_arrival_ns``. An unplug is a gap in the file. The wVOG (``device_type = wVOG``)
+speaks ``trl>1|0``, ``set>OPN:N``, ``get_cfg>``, ``stm>``, ``dta>`` (`WvogCommands`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rpi_logger.io.sinks import CsvSink
 from rpi_logger.io.sinks.base import SinkError
 from rpi_logger.modules.vog.settings import SETTINGS
 from rpi_logger.simulation.serial.svog import SimulatedSVOG
+from rpi_logger.simulation.serial.wvog import SimulatedWVOG
 
 log = logging.getLogger("rpi_logger.vog")
 RETRY_OPEN_S = 2.0
@@ -55,6 +57,38 @@ def command(key: str, value: str | int = "") -> bytes:
     return f">{key}|{value}<<".encode()
 
 
+class Commands:
+    """What the sVOG is told; `WvogCommands` for the wVOG."""
+
+    trial_start = command("do_trialStart")
+    trial_stop = command("do_trialStop")
+    get_config = command("get_config")
+    gap_s = 0.0
+
+    def settings(self, open_ms: int, closed_ms: int) -> list[bytes]:
+        return [command("set_configMaxOpen", open_ms), command("set_configMaxClose", closed_ms)]
+
+
+class WvogCommands(Commands):
+    """The wVOG: newline-ended, ``set>KEY:VAL`` (a colon), 25 ms apart (10 ms chunks)."""
+
+    trial_start = b"trl>1\n"
+    trial_stop = b"trl>0\n"
+    get_config = b"get_cfg>\n"
+    gap_s = 0.025
+
+    def settings(self, open_ms: int, closed_ms: int) -> list[bytes]:
+        return [f"set>OPN:{open_ms}\n".encode(), f"set>CLS:{closed_ms}\n".encode()]
+
+
+def split_line(text: str) -> tuple[str, str, str]:
+    """``key|value`` (sVOG) or ``key>value`` (wVOG)."""
+    cut = min((i for i in (text.find("|"), text.find(">")) if i >= 0), default=-1)
+    if cut < 0:
+        return text, "", ""
+    return text[:cut], text[cut], text[cut + 1 :]
+
+
 class VogModule(Module):
     settings = SETTINGS
 
@@ -63,6 +97,7 @@ class VogModule(Module):
         self.config: dict[str, Any] = {}
         self.source: SerialSource | None = None
         self.sim: SimulatedSVOG | None = None
+        self.cmds: Commands = Commands()
         self.stream: TrialStream[tuple] | None = None
         self.device_config: dict[str, str] = {}
         self.lens_open: bool | None = None
@@ -80,21 +115,24 @@ class VogModule(Module):
 
     @property
     def device_id(self) -> str:
-        return self.config.get("device_id") or "sVOG"
+        return self.config.get("device_id") or self.config.get("device_type") or "sVOG"
 
     async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
         if self.trial is not None:
             raise CommandError("cannot reconfigure the VOG during a trial", protocol.BAD_STATE)
         await self._release()
         self.config = settings
+        kind = settings.get("device_type", "sVOG")
+        self.cmds = WvogCommands() if kind == "wVOG" else Commands()
         options = SerialOptions(
-            usb_ids=[USB_IDS["sVOG"]],
+            usb_ids=[USB_IDS[kind]],
             path=settings.get("port") or None,
             silent_timeout_s=settings["silent_timeout_s"],
-            probe=command("get_config"),
+            probe=self.cmds.get_config,
+            command_gap_s=self.cmds.gap_s,
         )
         if simulate:
-            self.sim = SimulatedSVOG()
+            self.sim = SimulatedWVOG() if kind == "wVOG" else SimulatedSVOG()
             await self.sim.start()
             options.lister = self.sim.ports
             self.context.simulate = True
@@ -149,7 +187,7 @@ class VogModule(Module):
             due = self._trial_start_at
             if due is not None and time.monotonic_ns() >= due and self.connected:
                 self._trial_start_at = None
-                self._running = source.send(command("do_trialStart"))
+                self._running = source.send(self.cmds.trial_start)
                 self.device_trial += 1  # the goggles count their trials from 1 too
 
     def _row(self, *cells: Any) -> None:
@@ -157,13 +195,13 @@ class VogModule(Module):
             self.stream.offer(cells)
 
     def _on_line(self, line: Line) -> None:
-        key, sep, value = line.text.partition("|")
+        key, sep, value = split_line(line.text)
         t = line.t_mono_ns
         if key == "stm" and value in ("0", "1"):
             self.lens_open = value == "1"
             event = "open" if self.lens_open else "close"
             self._row(self.device_trial, t, mono_to_wall(t), event, "", "", "", self.device_id, t)
-        elif key == "data" and sep:
+        elif key in ("data", "dta") and sep:  # sVOG: trial,open,closed; wVOG: + total,...
             try:
                 trial, open_ms, closed_ms = (int(v) for v in value.split(",")[:3])
             except ValueError:
@@ -179,7 +217,7 @@ class VogModule(Module):
                 self.device_id, t,
             )  # fmt: skip
             self._data.set()
-        elif key == "config" and sep:
+        elif key in ("config", "cfg") and sep:
             pairs = (item.partition(":") for item in value.split(","))
             self.device_config = {k.strip(): v.strip() for k, s, v in pairs if s}
         else:
@@ -198,9 +236,9 @@ class VogModule(Module):
         self._up.set()
         source = self.source
         if source is not None:
-            source.send(command("set_configMaxOpen", self.config["open_ms"]))
-            source.send(command("set_configMaxClose", self.config["closed_ms"]))
-            source.send(command("get_config"))
+            for cmd in self.cmds.settings(self.config["open_ms"], self.config["closed_ms"]):
+                source.send(cmd)
+            source.send(self.cmds.get_config)
         down, self._down = self._down, None
         if down is not None and self.stream is not None:
             start = down.last_line_ns if down.last_line_ns is not None else down.t_mono_ns
@@ -245,7 +283,7 @@ class VogModule(Module):
         self._trial_start_at = None
         if self._running and self.source is not None:
             self._data.clear()
-            self.source.send(command("do_trialStop"))
+            self.source.send(self.cmds.trial_stop)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DATA_WAIT_S):
                     await self._data.wait()  # the device's totals of the trial

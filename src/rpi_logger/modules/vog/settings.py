@@ -6,7 +6,8 @@ from rpi_logger.config import Setting
 
 SETTINGS = (
     Setting("port", str, None, "serial port (empty: found by USB VID:PID)"),
-    Setting("device_id", str, "sVOG", "the device's folder name in the session"),
+    Setting("device_type", str, "sVOG", "the goggles: sVOG or wVOG", choices=["sVOG", "wVOG"]),
+    Setting("device_id", str, None, "the device's folder name (empty: the device type)"),
     Setting("open_ms", int, 1500, "lenses open for this long in a cycle", min=100, max=60000),
     Setting("closed_ms", int, 1500, "lenses closed for this long in a cycle", min=100, max=60000),
     Setting("silent_timeout_s", float, 10.0, "no lines for this long: unplugged", min=1, max=600),
