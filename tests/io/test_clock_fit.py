@@ -25,7 +25,7 @@ def test_offset_and_drift_recovered_from_lines_that_arrive_late() -> None:
     for h in hosts:
         fit.add(device_ns(h), h + int(rng.uniform(0.5, 3.0) * 1e6))
     worst = max(abs(fit.to_host(device_ns(h)) - h) for h in hosts)
-    assert worst < 2_000_000  # within 2 ms (SPEC), though every line was 0.5-3 ms late
+    assert worst < 2_000_000  # within 2 ms (the DRT target), though every line was 0.5-3 ms late
     assert fit.drift_ppm == pytest.approx(PPM, abs=30)
     # Arrival times alone (no mapping) are off by the latency; an offset alone by the drift.
     one = DriftFit()

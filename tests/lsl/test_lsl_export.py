@@ -54,7 +54,7 @@ def test_export_xdf_holds_every_stream_with_its_exact_times(tmp_path: Path) -> N
     labels = [c["label"][0] for c in gaze["info"]["desc"][0]["channels"][0]["channel"]]
     x = np.asarray(gaze["time_series"])[:, labels.index("x")]
     s = np.asarray(gaze["time_stamps"])
-    assert np.allclose(x, 800 + 600 * np.sin(2 * np.pi * s / 4), atol=0.5)  # SPEC §7 gaze
+    assert np.allclose(x, 800 + 600 * np.sin(2 * np.pi * s / 4), atol=0.5)  # design.md §7 gaze
     inlet = by_name["LSL/Inlet100/trial001_Inlet100"]
     labels = [c["label"][0] for c in inlet["info"]["desc"][0]["channels"][0]["channel"]]
     values = np.asarray(inlet["time_series"])

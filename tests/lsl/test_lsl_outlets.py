@@ -19,7 +19,7 @@ ROOT = Path(__file__).parents[2]
 
 
 def test_local_clock_is_the_host_monotonic_clock() -> None:
-    """SPEC §11, checked rather than assumed: our outlets stamp t_mono_ns / 1e9 as is."""
+    """design.md §11, checked rather than assumed: our outlets stamp t_mono_ns / 1e9 as is."""
     netns.assert_contained()
     import time
 
@@ -77,7 +77,7 @@ def test_simulated_gaze_arrives_in_another_process_with_the_csv_times_and_values
         assert abs(near - t) <= 1_000, f"no sample within 1 µs of {t}"
         x, y, worn = by_time[near]
         assert (x, y, worn) == (float(row["x"]), float(row["y"]), float(row["worn"]))
-        s = t / 1e9  # the simulated Neon's gaze (SPEC §7), as a check of the content itself
+        s = t / 1e9  # the simulated Neon's gaze (design.md §7), as a check of the content itself
         assert math.isclose(x, 800 + 600 * math.sin(2 * math.pi * s / 4), abs_tol=0.5)
 
     imu = {round(t * 1e9): v for t, v in received["EyeTracker IMU"]["samples"]}

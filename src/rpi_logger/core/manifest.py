@@ -1,4 +1,4 @@
-"""The session manifest (`session.json`, SPEC §4) as types: what the master edits and writes.
+"""The session manifest (`session.json`, design.md §4) as types: what the master edits and writes.
 
 The field names are the contract other tools read (`rpi-logger verify`, analysis scripts): each
 class's `to_json()` emits exactly them, in their documented order, and `from_json()` reads them

@@ -8,7 +8,7 @@ and every sample pushed on that writer's thread, so the loop never waits on libl
 thread falls behind, samples are dropped (counted), never queued without bound.
 
 Timestamps are the samples' own capture times, ``t_mono_ns / 1e9``: liblsl's `local_clock()` is
-CLOCK_MONOTONIC on Linux (SPEC §11), the host clock every row of the session is on. Each outlet
+CLOCK_MONOTONIC on Linux (design.md §11), the host clock every row of the session is on. Each outlet
 measures ``local_clock() - time.monotonic()`` when it opens and adds it when it is not zero
 (another platform), so a receiver's `time_correction()` keeps working.
 

@@ -1,6 +1,6 @@
 """The sounddevice backend through a real PortAudio stream, without a sound card.
 
-An ALSA configuration written by the test (SPEC §11) makes a capture device of a raw file:
+An ALSA configuration written by the test (design.md §11) makes a capture device of a raw file:
 `type file` with `infile` over a `null` slave, behind `plug`. PortAudio opens it like any card,
 its callback gets the file's samples with ADC times on CLOCK_MONOTONIC, and the module records
 them. The null slave is not paced (it delivers far faster than real time), so this checks the

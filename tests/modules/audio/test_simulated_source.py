@@ -1,4 +1,4 @@
-"""The simulated microphone (SPEC §7) through the real callback path: content a function of the
+"""The simulated microphone (design.md §7) through the real callback path: content a function of the
 host clock, blocks back to back on it, never ahead of real time, and an overrun when its thread
 is starved, reported as a device would (the flag and the samples lost)."""
 

@@ -1,4 +1,4 @@
-"""The DRT module on the simulated sDRT: a 45 s trial against SPEC §7's host schedule, settings
+"""The DRT module on the simulated sDRT: a 45 s trial against design.md §7's host schedule, settings
 read back, the manual stimulus command, discovery."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def test_discovered_and_off_by_default() -> None:
 
 
 async def test_45s_trial_onsets_on_the_host_schedule(tmp_path: Path) -> None:
-    """SPEC's must-show, in full: 45 s on the simulated sDRT."""
+    """The DRT must-show, in full: 45 s on the simulated sDRT."""
     async with running(tmp_path) as (module, sim):
         assert isinstance(sim, SimulatedSDRT)
         window, (records, live) = await record(module, 45)
@@ -98,7 +98,7 @@ async def test_45s_trial_onsets_on_the_host_schedule(tmp_path: Path) -> None:
         f"arrival times {max(arrival_err) / 1e6:+.3f} ms (smallest {min(arrival_err) / 1e6:+.3f}"
         f" ms); largest RT error {max(rt_err, key=abs)} ms; fit {sync[-1]['source']}"
     )
-    # SPEC: within 2 ms. The envelope sits at the smallest latency of any line, which the
+    # The target: within 2 ms. The envelope sits at the smallest latency of any line, which the
     # simulator makes 0.5 ms but a busy host's late reads make more (seen in the smallest
     # arrival error): that excess is allowed, and 0.25 ms for the device's whole-ms stamps
     # (offline, 300 ideal 45 s runs: 2.3 % had one onset 2.0-2.14 ms off).

@@ -58,7 +58,7 @@ async def test_onsets_mapped_to_the_host_schedule() -> None:
         true = sim.onsets[k - 1]
         assert true % 10**9 == 0 if k == 1 else True  # the first onset on a whole second
         # Four pairs only: each is as good as its own line's latency (0.5-3 ms, more when a
-        # busy host reads late). The 2 ms of SPEC needs a trial's worth of pairs
+        # busy host reads late). The 2 ms target needs a trial's worth of pairs
         # (tests/io/test_clock_fit.py, test_drt_module.py).
         assert abs(m.t_mono_ns - true) <= 10_000_000, (k, m.t_mono_ns - true)
         assert a.t_mono_ns - true >= 500_000  # arrival times are always late

@@ -55,7 +55,7 @@ def by_stream(trial: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def gaze_error_px(gaze_rows: list[dict[str, str]]) -> float:
-    """The largest distance of a row's x, y from SPEC §7's gaze at the row's own t_mono_ns."""
+    """The largest distance of a row's x, y from design.md §7's gaze at the row's own t_mono_ns."""
     worst = 0.0
     for row in gaze_rows:
         x, y = gaze_xy(int(row["t_mono_ns"]))

@@ -1,5 +1,5 @@
 """The EyeTracker module end to end with the simulated Neon, under a real master: what a
-researcher gets on disk, read back and compared with SPEC §7's content."""
+researcher gets on disk, read back and compared with design.md §7's content."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from rpi_logger.tools.verify import verify_session
 
 async def test_ten_second_trial_every_gaze_sample_on_the_host_clock(tmp_path: Path) -> None:
     """The longest test of the set (10 s, as the issue asks): rates, and every gaze row's x, y
-    against SPEC §7's function of its own t_mono_ns, which holds only with the device clock's
+    against design.md §7's function of its own t_mono_ns, which holds only with the device clock's
     offset measured (time echo) and applied."""
     async with eyetracker_master(tmp_path, **SMALL_SCENE) as master:
         session, trial = await record_trial(master, 10.0)
@@ -38,7 +38,7 @@ async def test_ten_second_trial_every_gaze_sample_on_the_host_clock(tmp_path: Pa
     assert abs(imu_hz - 110) <= 1.1, imu_hz
 
     worst = gaze_error_px(gaze)
-    print(f"largest gaze error against SPEC §7 at its own t_mono_ns: {worst:.4f} px")
+    print(f"largest gaze error against design.md §7 at its own t_mono_ns: {worst:.4f} px")
     assert worst <= 1.0, f"largest gaze error {worst:.3f} px"
     # The raw device time is kept; it is the host time plus the device's (unknown) offset.
     for row in gaze[:: len(gaze) // 20]:
@@ -132,7 +132,7 @@ async def test_a_two_second_disconnect_is_a_gap_and_the_files_go_on(tmp_path: Pa
     after = [t for t in times if t >= gap["end_mono_ns"]]
     assert len(before) + len(after) == len(times) and len(before) > 200 and len(after) > 200
     assert times == sorted(set(times))
-    # After the reconnect the clock was measured again: still on SPEC §7's path.
+    # After the reconnect the clock was measured again: still on design.md §7's path.
     assert gaze_error_px(gaze) <= 1.0
 
     report = await asyncio.to_thread(verify_session, session_dir)

@@ -1,5 +1,5 @@
 """GPS: NMEA parsing (real receivers' sentences) and the module on the simulated receiver: one
-row per second with SPEC §7's positions, and an unplug of 3 s mid-trial."""
+row per second with design.md §7's positions, and an unplug of 3 s mid-trial."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_discovered_and_off_by_default() -> None:
 
 
 async def test_one_row_per_second_and_an_unplug_mid_trial(tmp_path: Path) -> None:
-    """Must-show: 1 Hz rows whose positions are SPEC §7's function of each fix's own UTC time;
+    """Must-show: 1 Hz rows whose positions are design.md §7's function of each fix's own UTC time;
     the pty closed for 3 s mid-trial: reconnected, the gap recorded, rows on either side."""
     settings = load_settings(MODULE_DIR / "config.txt", (*COMMON_SETTINGS, *SETTINGS))
     module = GpsModule(ModuleContext("GPS", MODULE_DIR))

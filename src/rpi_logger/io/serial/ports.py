@@ -1,4 +1,4 @@
-"""Which serial port is a device on: USB VID:PID (SPEC §6) or a configured path.
+"""Which serial port is a device on: USB VID:PID (design.md §6) or a configured path.
 
 The port list is injectable (`PortLister`): a pseudo-terminal simulator has no VID:PID, so
 tests hand the transport a lister that names the simulator's current pty with the ids of the
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-#: USB ids of the serial devices we know (SPEC §6).
+#: USB ids of the serial devices we know (design.md §6).
 USB_IDS: dict[str, tuple[int, int]] = {
     "sDRT": (0x239A, 0x801E),
     "wDRT": (0xF056, 0x0457),

@@ -1,6 +1,6 @@
 """WavSink: audio blocks -> a WAV file (soundfile) and its per-block timing CSV, written in step.
 
-One `AudioBlock` (rpi_logger.samples) is one timing row (design.md / SPEC §5, audio timing):
+One `AudioBlock` (rpi_logger.samples) is one timing row (design.md / design.md §5, audio timing):
 ``block_index``, ``sample_index`` (the index in the WAV of the block's first sample),
 ``frames`` (samples per channel), ``t_mono_ns`` (host time of the first sample),
 ``t_wall_unix``, then extras: ``t_device_ns`` (PortAudio's ADC time, empty without one),
@@ -40,7 +40,7 @@ __all__ = ["SUBTYPES", "TIMING_COLUMNS", "WavSink"]
 #: left-aligned int32; libsndfile keeps its top 24 bits).
 SUBTYPES: dict[str, str] = {"PCM_16": "int16", "PCM_24": "int32", "FLOAT": "float32"}
 
-#: Columns of the audio timing CSV (SPEC §5's names first, then extras).
+#: Columns of the audio timing CSV (design.md §5's names first, then extras).
 TIMING_COLUMNS: tuple[str, ...] = (
     "block_index",
     "sample_index",

@@ -2,7 +2,7 @@
 
 PortAudio stamps every input buffer with the time its first sample entered the ADC
 (``inputBufferAdcTime``), on the stream's own clock (``stream.time``). On Linux/ALSA that clock
-is CLOCK_MONOTONIC in seconds (SPEC §11), elsewhere it may not be, so the offset between the
+is CLOCK_MONOTONIC in seconds (design.md §11), elsewhere it may not be, so the offset between the
 two is measured, never assumed: the pair (``stream.time``, ``time.monotonic_ns()``) is read
 when the stream starts and again every second (the tightest of a few reads, so a preempted read
 does not count), and a block's host time is its ADC time plus that offset.

@@ -1,4 +1,4 @@
-"""One trial's files of one DRT: ``trialNNN_drt.csv`` (a row per stimulus, SPEC §5) and
+"""One trial's files of one DRT: ``trialNNN_drt.csv`` (a row per stimulus, design.md §5) and
 ``trialNNN_time_sync.csv`` (the device clock fit, a row each time it is refitted)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rpi_logger.io.clock_map import TIME_SYNC_COLUMNS, OffsetEstimate, time_sync
 from rpi_logger.io.sinks import CsvSink
 from rpi_logger.modules.drt.sdrt import Stimulus
 
-#: SPEC §5 plus ``t_arrival_ns``: when the onset's ``stm>1`` line arrived (the unmapped time).
+#: design.md §5 plus ``t_arrival_ns``: when the onset's ``stm>1`` line arrived (the unmapped time).
 DRT_COLUMNS = (
     "stimulus",
     "t_mono_ns",

@@ -2,7 +2,7 @@
 
 The device is read through the one serial transport (`framework.serial.SerialSource`), found by
 its USB VID:PID or at a configured port; with ``--simulate`` the simulated sDRT behind a pty
-(SPEC §7) takes its place. On every connection the settings are sent (the ISO preset or the
+(design.md §7) takes its place. On every connection the settings are sent (the ISO preset or the
 custom ISI, stimulus duration, intensity) and read back from the device's ``cfg>`` reply.
 
 Each trial starts the device's experiment at the trial's start (``exp_start`` at

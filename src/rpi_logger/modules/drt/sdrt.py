@@ -37,7 +37,7 @@ def classify(rt_ms: float | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Stimulus:
-    """One stimulus (a DRT CSV row, SPEC §5, without the wall time)."""
+    """One stimulus (a DRT CSV row, design.md §5, without the wall time)."""
 
     stimulus: int
     t_mono_ns: int

@@ -1,4 +1,4 @@
-"""The wDRT's lines and commands (Red Scientific wireless DRT, SPEC §6).
+"""The wDRT's lines and commands (Red Scientific wireless DRT, design.md §6).
 
 Commands end with a newline and must be at least 20 ms apart (the firmware reads a 10 ms chunk
 as one command: the transport's ``command_gap_s``). Settings are ``set>KEY:VAL`` with a colon

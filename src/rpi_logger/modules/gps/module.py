@@ -1,8 +1,8 @@
-"""The GPS module: an NMEA 0183 receiver, one row per fix in ``trialNNN_gps.csv`` (SPEC §5).
+"""The GPS module: an NMEA 0183 receiver, one row per fix in ``trialNNN_gps.csv`` (design.md §5).
 
 The receiver is read through the one serial transport (`framework.serial.SerialSource`) at its
 configured port (a UART has no USB ids); with ``--simulate`` the simulated receiver behind a pty
-(SPEC §7) takes its place. `nmea.FixBuilder` turns sentences into fixes: a row carries the
+(design.md §7) takes its place. `nmea.FixBuilder` turns sentences into fixes: a row carries the
 fix's own UTC time (``t_fix_unix``) and the host arrival of its first sentence (``t_mono_ns``).
 A fix is complete when the next one starts, or when the receiver has been quiet for
 `FLUSH_QUIET_S`. No fix for ``stale_s``: the status says stale. An unplug is a gap in the file

@@ -87,7 +87,7 @@ def _tod(value: str) -> timedelta | None:
 
 @dataclass(slots=True)
 class Fix:
-    """One fix: a GPS CSV row (SPEC §5)."""
+    """One fix: a GPS CSV row (design.md §5)."""
 
     t_mono_ns: int  # arrival of its first sentence
     tod: timedelta

@@ -6,7 +6,7 @@ becomes a `StreamDown`; when it is resolved again it is a new inlet and a new `S
 every inlet without waiting and re-measures each inlet's clock offset (`time_correction()`)
 every `clock_interval_s`. Remote times are mapped onto the host clock on the thread with the
 offset in force, ``t_mono_ns = round((t_remote + correction) * 1e9)``; liblsl's `local_clock()`
-is CLOCK_MONOTONIC (SPEC §11), so the sum is on the session's clock.
+is CLOCK_MONOTONIC (design.md §11), so the sum is on the session's clock.
 
 What reaches the loop: `StreamUp` (its metadata), `Samples` (a pulled chunk), `Offset` (a
 clock measurement) and `StreamDown`. pylsl is imported on the device thread only.

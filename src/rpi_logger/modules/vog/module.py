@@ -1,7 +1,7 @@
-"""The VOG module: sVOG occlusion goggles in cycle mode, ``trialNNN_vog.csv`` (SPEC §5).
+"""The VOG module: sVOG occlusion goggles in cycle mode, ``trialNNN_vog.csv`` (design.md §5).
 
 Read through the one serial transport, found by USB VID:PID or at a configured port; with
-``--simulate`` the simulated sVOG behind a pty (SPEC §7). On each connection the open and
+``--simulate`` the simulated sVOG behind a pty (design.md §7). On each connection the open and
 closed times are sent (``>set_configMaxOpen|N<<``, ``>set_configMaxClose|N<<``) and read back
 (``>get_config|<<``). Each trial starts the goggles' trial at its start (``do_trialStart``) and
 stops it at its stop (``do_trialStop``). Rows: each lens change (``stm|1`` open, ``stm|0``

@@ -1,1 +1,1 @@
-"""Serial devices simulated behind pseudo-terminals (SPEC §7)."""
+"""Serial devices simulated behind pseudo-terminals (design.md §7)."""

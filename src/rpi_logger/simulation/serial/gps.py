@@ -1,4 +1,4 @@
-"""A simulated u-blox-like GPS receiver at 1 Hz behind a pty (SPEC §7).
+"""A simulated u-blox-like GPS receiver at 1 Hz behind a pty (design.md §7).
 
 For each whole UTC second `u` it sends RMC, GGA, VTG, GSA and GSV (talker GN/GP) 120-300 ms after
 `u` (seeded), with ``lat = 52.0 + 0.001 * sin(2*pi*u/60)``, ``lon = 13.0 + 0.001 *
@@ -18,7 +18,7 @@ SECOND = 1_000_000_000
 
 
 def position(u: float) -> tuple[float, float]:
-    """SPEC §7's position at UTC second `u`."""
+    """design.md §7's position at UTC second `u`."""
     return (
         52.0 + 0.001 * math.sin(2 * math.pi * u / 60),
         13.0 + 0.001 * math.cos(2 * math.pi * u / 60),

@@ -1,4 +1,4 @@
-"""A serial device simulated behind a pseudo-terminal, on its own thread (SPEC §7).
+"""A serial device simulated behind a pseudo-terminal, on its own thread (design.md §7).
 
 The simulator holds the pty's master end; the transport opens the slave's path like any
 serial port, so the real transport and parsers run. The device has its own clock (an offset

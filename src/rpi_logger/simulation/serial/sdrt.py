@@ -1,4 +1,4 @@
-"""A simulated sDRT (Red Scientific, ISO 17488 preset) with a simulated participant (SPEC §7).
+"""A simulated sDRT (Red Scientific, ISO 17488 preset) with a simulated participant (design.md §7).
 
 On `exp_start` the first onset falls on the first whole second of the host clock at least 4 s
 later; onset k+1 follows onset k by ``3000 + (937 * k) % 2001`` ms of host time; the

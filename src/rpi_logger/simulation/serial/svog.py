@@ -1,4 +1,4 @@
-"""A simulated sVOG (Red Scientific occlusion goggles, ISO 16673) in cycle mode (SPEC §7).
+"""A simulated sVOG (Red Scientific occlusion goggles, ISO 16673) in cycle mode (design.md §7).
 
 Commands are ``>KEY|VAL<<``. On ``do_trialStart`` the lenses open at once, then close and open
 every `open_ms` / `closed_ms` (1500 ms each) from the trial's start; each change is ``stm|1``

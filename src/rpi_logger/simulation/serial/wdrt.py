@@ -1,4 +1,4 @@
-"""A simulated wDRT (Red Scientific wireless DRT) with the sDRT's participant (SPEC §7).
+"""A simulated wDRT (Red Scientific wireless DRT) with the sDRT's participant (design.md §7).
 
 Same schedule and participant as `sdrt.SimulatedSDRT`, spoken in the wDRT's protocol
 (`rpi_logger.modules.drt.wdrt`): ``trl>1``/``trl>0`` start and stop the experiment, ``dev>1``/

@@ -1,4 +1,4 @@
-"""A simulated wVOG (Red Scientific wireless occlusion goggles) in cycle mode (SPEC §7).
+"""A simulated wVOG (Red Scientific wireless occlusion goggles) in cycle mode (design.md §7).
 
 The sVOG's cycle (`svog.SimulatedSVOG`) in the wVOG's protocol: commands end with a newline,
 ``exp>1|0`` start and stop the experiment, ``trl>1|0`` a trial, ``set>KEY:VAL`` (``OPN`` open

@@ -1,4 +1,4 @@
-"""`rpi-logger bench`: the non-blocking promise measured beside naive code (SPEC 10).
+"""`rpi-logger bench`: the non-blocking promise measured beside naive code (design.md §10).
 
     rpi-logger bench [--duration 60] [--rig full] [--json PATH] [--keep DIR]
 

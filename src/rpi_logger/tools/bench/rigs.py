@@ -28,7 +28,7 @@ RIGS: dict[str, Rig] = {
     for rig in (
         Rig(
             "full",
-            "SPEC 10: two cameras 1280x720 at 30 fps, the simulated Neon (scene 1600x1200 at "
+            "design.md §10: two cameras 1280x720 at 30 fps, the simulated Neon (scene 1600x1200 at "
             "30 fps, gaze 200 Hz, IMU 110 Hz), one microphone at 48 kHz, a note every 0.5 s",
             ("Cameras", "EyeTracker", "Audio", "Notes"),
             {"Cameras": _TWO_CAMERAS, "EyeTracker": _NEON, "Audio": _ONE_MIC},

@@ -1,2 +1,2 @@
-"""Audio backends: ``sounddevice`` (PortAudio input streams) and ``simulated`` (SPEC §7), both
+"""Audio backends: ``sounddevice`` (PortAudio input streams) and ``simulated`` (design.md §7), both
 delivering through `AudioSource`'s PortAudio-style callback."""

@@ -1,4 +1,4 @@
-"""The simulated microphone of SPEC §7: 48 kHz, low noise, and a 1 kHz burst of 10 ms that
+"""The simulated microphone of design.md §7: 48 kHz, low noise, and a 1 kHz burst of 10 ms that
 starts exactly at each whole second of the host clock.
 
 Content is a function of the capture time alone: sample *k* of the host-clock grid is taken at

@@ -1,7 +1,7 @@
 """The simulated Neon (design.md: Simulated devices), served through the same backend interface
 as the real one.
 
-Content is a function of each sample's capture time `t` on the host clock (SPEC §7):
+Content is a function of each sample's capture time `t` on the host clock (design.md §7):
 
 - scene camera: the simulated camera picture (`rpi_logger.simulation.scene`) at 30 fps, 1600x1200
   by default, barcodes included (counter = capture slot, time = `t` in whole ms), each frame
@@ -61,7 +61,7 @@ BLINK_NS = 150_000_000
 
 
 def gaze_xy(t_mono_ns: int) -> tuple[float, float]:
-    """SPEC §7's gaze point at host time `t_mono_ns`."""
+    """design.md §7's gaze point at host time `t_mono_ns`."""
     s = t_mono_ns / 1e9
     a = 2 * math.pi * s / 4
     return 800 + 600 * math.sin(a), 600 + 450 * math.cos(a)
