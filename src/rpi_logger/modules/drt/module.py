@@ -19,14 +19,14 @@ reconnection; the experiment is restarted on the reconnected device.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any, ClassVar
 
 from rpi_logger.framework import protocol
-from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext
-from rpi_logger.framework.serial import Line, Link, SerialError, SerialOptions, SerialSource
+from rpi_logger.framework.base import CommandError, FileRecord, ModuleContext
+from rpi_logger.framework.serial import Line, Link, SerialOptions, SerialSource
+from rpi_logger.framework.serial_module import SerialModule
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.io.serial.ports import USB_IDS
 from rpi_logger.io.sinks.base import SinkError
@@ -39,9 +39,7 @@ from rpi_logger.simulation.serial.sdrt import SimulatedSDRT
 from rpi_logger.simulation.serial.wdrt import SimulatedWDRT
 
 log = logging.getLogger("rpi_logger.drt")
-RETRY_OPEN_S = 2.0
 PENDING_WAIT_S = 3.0
-CONNECT_WAIT_S = 5.0
 _TICK_S = 0.005
 _END = b"\n\r"  # the sDRT's command terminator
 WDRT_GAP_S = 0.025  # the wDRT reads a 10 ms chunk as one command: at least 20 ms apart
@@ -115,28 +113,20 @@ class TrialFigures:
         }
 
 
-class DrtModule(Module):
+class DrtModule(SerialModule):
     settings = SETTINGS
     commands: ClassVar[dict[str, dict]] = {"stim_on": {}, "stim_off": {}}
 
     def __init__(self, context: ModuleContext) -> None:
         super().__init__(context)
-        self.config: dict[str, Any] = {}
         self.wanted: dict[str, int] = {}
-        self.source: SerialSource | None = None
-        self.sim: SimulatedSDRT | None = None
         self.cmds: Commands = Commands()
         self.tracker = SdrtTracker()
         self.files: TrialFiles | None = None
         self.figures = TrialFigures()
-        self.connected = False
-        self.error: str | None = None
-        self._down: Link | None = None
         self._waiting: list[Stimulus] = []  # rows waiting for the fit to settle
         self._exp_start_at: int | None = None
         self._exp_running = False
-        self._changed = asyncio.Event()
-        self._up = asyncio.Event()  # connected
 
     @property
     def device_id(self) -> str:
@@ -147,7 +137,7 @@ class DrtModule(Module):
         if self.trial is not None:
             raise CommandError("cannot reconfigure the DRT during a trial", protocol.BAD_STATE)
         wanted = device_settings(settings)
-        await self._release()
+        await self.release_simulator()
         self.config, self.wanted = settings, wanted
         kind = settings.get("device_type", "sDRT")
         self.cmds = WdrtCommands() if kind == "wDRT" else Commands()
@@ -165,52 +155,11 @@ class DrtModule(Module):
             self.context.simulate = True
         tracker = WdrtTracker if kind == "wDRT" else SdrtTracker
         self.tracker = tracker(mapped=settings["map_clock"])
-        self.source = SerialSource(self.device_id, options)
-        self._changed.set()
+        self.use(SerialSource(self.device_id, options))
         return {"devices": [{"id": self.device_id, "simulated": simulate, "settings": wanted}]}
 
-    async def _release(self) -> None:
-        sim, self.sim = self.sim, None
-        if sim is not None:
-            await sim.stop()
-
     # -- device work -----------------------------------------------------------------------------
-    async def run(self) -> None:
-        """Read the current device; restart whenever configure() replaces it."""
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            source = self.source
-            if source is None:
-                continue
-            async with asyncio.TaskGroup() as tg:
-                tasks = [
-                    tg.create_task(self._pump(source), name="drt"),
-                    tg.create_task(self._housekeeping(source), name="drt-experiment"),
-                ]
-                await self._changed.wait()
-                for task in tasks:
-                    task.cancel()
-
-    async def _pump(self, source: SerialSource) -> None:
-        while True:
-            try:
-                async with source:
-                    self.error = None
-                    async for event in source:
-                        if isinstance(event, Line):
-                            self._on_line(event)
-                        else:
-                            self._on_link(event)
-            except SerialError as exc:
-                self.error = str(exc)
-                log.error("%s", exc)
-            finally:
-                self.connected = False
-                self._up.clear()
-            await asyncio.sleep(RETRY_OPEN_S)
-
-    async def _housekeeping(self, source: SerialSource) -> None:
+    async def alongside(self, source: SerialSource) -> None:
         """Start the experiment at the trial's start instant."""
         while True:
             await asyncio.sleep(_TICK_S)
@@ -219,18 +168,12 @@ class DrtModule(Module):
                 self._exp_start_at = None
                 self._exp_running = source.send(self.cmds.start)
 
-    def _on_link(self, link: Link) -> None:
-        self.connected = link.connected
-        if link.connected:
-            self._up.set()
-        else:
-            self._up.clear()
-        if not link.connected:
-            self._down = link
-            self.tracker.link_lost()
-            if self.files is not None:
-                self.files.disconnects += 1
-            return
+    def on_disconnected(self, link: Link) -> None:
+        self.tracker.link_lost()
+        if self.files is not None:
+            self.files.disconnects += 1
+
+    def on_connected(self, link: Link, down: Link | None) -> None:
         source = self.source
         if source is not None:  # settings, then read them back (spaced by the transport)
             for command in (
@@ -240,14 +183,12 @@ class DrtModule(Module):
             ):
                 if command is not None:
                     source.send(command)
-        down, self._down = self._down, None
         if down is not None and self.files is not None:
-            start = down.last_line_ns if down.last_line_ns is not None else down.t_mono_ns
-            self.files.gap(start, link.t_mono_ns, f"disconnected: {down.reason}")
+            self.files.gap(*self.gap_of(down, link))
         if self._exp_running:  # a re-plugged device starts idle: the trial goes on
             self._exp_start_at = link.t_mono_ns
 
-    def _on_line(self, line: Line) -> None:
+    def on_line(self, line: Line) -> None:
         tracker = self.tracker
         pairs = tracker.fit.points
         stimulus = tracker.line(line.text, line.t_mono_ns)
@@ -286,14 +227,7 @@ class DrtModule(Module):
     # -- trials ----------------------------------------------------------------------------------
     async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
         assert self.session is not None
-        if self.source is None:
-            raise CommandError("the DRT is not configured", protocol.BAD_STATE)
-        if not self.connected:  # just configured: the port may still be opening
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CONNECT_WAIT_S):
-                    await self._up.wait()
-        if not self.connected:
-            raise CommandError(f"no {self.device_id} connected: {self.error or 'not found'}")
+        await self.require_connected()
         files = TrialFiles(
             window,
             self.session.module_dir / self.device_id,
@@ -330,9 +264,6 @@ class DrtModule(Module):
         self._flush()
         self.files = None
         return await files.close()
-
-    async def shutdown(self) -> None:
-        await self._release()
 
     # -- commands --------------------------------------------------------------------------------
     def _send(self, command: bytes) -> dict[str, Any]:

@@ -12,14 +12,14 @@ from the last line before it to the reconnection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
 
 from rpi_logger.framework import protocol
-from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext
-from rpi_logger.framework.serial import Line, Link, SerialError, SerialOptions, SerialSource
+from rpi_logger.framework.base import CommandError, FileRecord, ModuleContext
+from rpi_logger.framework.serial import Line, Link, SerialOptions, SerialSource
+from rpi_logger.framework.serial_module import SerialModule
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.framework.trial_stream import TrialStream
 from rpi_logger.io.clock import mono_to_wall
@@ -30,8 +30,6 @@ from rpi_logger.modules.gps.settings import SETTINGS
 from rpi_logger.simulation.serial.gps import SimulatedGPS
 
 log = logging.getLogger("rpi_logger.gps")
-RETRY_OPEN_S = 2.0
-CONNECT_WAIT_S = 5.0
 FLUSH_QUIET_S = 0.8
 _TICK_S = 0.1
 
@@ -82,24 +80,16 @@ def gps_row(fix: Fix) -> tuple:
     )
 
 
-class GpsModule(Module):
+class GpsModule(SerialModule):
     settings = SETTINGS
 
     def __init__(self, context: ModuleContext) -> None:
         super().__init__(context)
-        self.config: dict[str, Any] = {}
-        self.source: SerialSource | None = None
-        self.sim: SimulatedGPS | None = None
         self.builder = FixBuilder()
         self.stream: TrialStream[tuple] | None = None
         self.last_fix: Fix | None = None
-        self.connected = False
-        self.error: str | None = None
         self.disconnects_in_trial = 0
-        self._down: Link | None = None
         self._last_line_ns = 0
-        self._changed = asyncio.Event()
-        self._up = asyncio.Event()
 
     @property
     def device_id(self) -> str:
@@ -108,7 +98,7 @@ class GpsModule(Module):
     async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
         if self.trial is not None:
             raise CommandError("cannot reconfigure the GPS during a trial", protocol.BAD_STATE)
-        await self._release()
+        await self.release_simulator()
         self.config = settings
         options = SerialOptions(
             path=settings["port"],
@@ -123,52 +113,15 @@ class GpsModule(Module):
             options.usb_ids = [SimulatedGPS.usb_ids]
             self.context.simulate = True
         self.builder = FixBuilder()
-        self.source = SerialSource(self.device_id, options)
-        self._changed.set()
+        self.use(SerialSource(self.device_id, options))
         return {"devices": [{"id": self.device_id, "simulated": simulate}]}
 
-    async def _release(self) -> None:
-        sim, self.sim = self.sim, None
-        if sim is not None:
-            await sim.stop()
-
     # -- device work -----------------------------------------------------------------------------
-    async def run(self) -> None:
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            source = self.source
-            if source is None:
-                continue
-            async with asyncio.TaskGroup() as tg:
-                tasks = [
-                    tg.create_task(self._pump(source), name="gps"),
-                    tg.create_task(self._quiet_flush(), name="gps-flush"),
-                ]
-                await self._changed.wait()
-                for task in tasks:
-                    task.cancel()
+    def on_line(self, line: Line) -> None:
+        self._last_line_ns = line.t_mono_ns
+        self._fix(self.builder.line(line.text, line.t_mono_ns))
 
-    async def _pump(self, source: SerialSource) -> None:
-        while True:
-            try:
-                async with source:
-                    self.error = None
-                    async for event in source:
-                        if isinstance(event, Line):
-                            self._last_line_ns = event.t_mono_ns
-                            self._fix(self.builder.line(event.text, event.t_mono_ns))
-                        else:
-                            self._on_link(event)
-            except SerialError as exc:
-                self.error = str(exc)
-                log.error("%s", exc)
-            finally:
-                self.connected = False
-                self._up.clear()
-            await asyncio.sleep(RETRY_OPEN_S)
-
-    async def _quiet_flush(self) -> None:
+    async def alongside(self, source: SerialSource) -> None:
         """A fix is complete when the receiver has said all it will for it."""
         while True:
             await asyncio.sleep(_TICK_S)
@@ -183,32 +136,20 @@ class GpsModule(Module):
         if self.stream is not None:
             self.stream.offer(gps_row(fix))
 
-    def _on_link(self, link: Link) -> None:
-        self.connected = link.connected
-        if not link.connected:
-            self._up.clear()
-            self._down = link
-            self._fix(self.builder.flush())
-            if self.stream is not None:
-                self.disconnects_in_trial += 1
-            return
-        self._up.set()
-        down, self._down = self._down, None
+    def on_disconnected(self, link: Link) -> None:
+        self._fix(self.builder.flush())
+        if self.stream is not None:
+            self.disconnects_in_trial += 1
+
+    def on_connected(self, link: Link, down: Link | None) -> None:
         if down is not None and self.stream is not None:
-            start = down.last_line_ns if down.last_line_ns is not None else down.t_mono_ns
-            self.stream.gap(start, link.t_mono_ns, None, f"disconnected: {down.reason}")
+            start, end, reason = self.gap_of(down, link)
+            self.stream.gap(start, end, None, reason)
 
     # -- trials ----------------------------------------------------------------------------------
     async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
         assert self.session is not None
-        if self.source is None:
-            raise CommandError("the GPS is not configured", protocol.BAD_STATE)
-        if not self.connected:  # just configured: the port may still be opening
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CONNECT_WAIT_S):
-                    await self._up.wait()
-        if not self.connected:
-            raise CommandError(f"no GPS receiver: {self.error or 'port not found'}")
+        await self.require_connected()
         path = self.session.module_dir / self.device_id / f"{window.stem}_gps.csv"
         extra = {"stream": "gps", "simulated": self.sim is not None}
         stream: TrialStream[tuple] = TrialStream(
@@ -236,9 +177,6 @@ class GpsModule(Module):
         record = await stream.close()
         record.extra["disconnects"] = self.disconnects_in_trial
         return [record]
-
-    async def shutdown(self) -> None:
-        await self._release()
 
     # -- status ----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -21,8 +21,9 @@ import time
 from typing import Any
 
 from rpi_logger.framework import protocol
-from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext
-from rpi_logger.framework.serial import Line, Link, SerialError, SerialOptions, SerialSource
+from rpi_logger.framework.base import CommandError, FileRecord, ModuleContext
+from rpi_logger.framework.serial import Line, Link, SerialOptions, SerialSource
+from rpi_logger.framework.serial_module import SerialModule
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.framework.trial_stream import TrialStream
 from rpi_logger.io.clock import mono_to_wall
@@ -34,8 +35,6 @@ from rpi_logger.simulation.serial.svog import SimulatedSVOG
 from rpi_logger.simulation.serial.wvog import SimulatedWVOG
 
 log = logging.getLogger("rpi_logger.vog")
-RETRY_OPEN_S = 2.0
-CONNECT_WAIT_S = 5.0
 DATA_WAIT_S = 2.0
 _TICK_S = 0.005
 
@@ -89,29 +88,21 @@ def split_line(text: str) -> tuple[str, str, str]:
     return text[:cut], text[cut], text[cut + 1 :]
 
 
-class VogModule(Module):
+class VogModule(SerialModule):
     settings = SETTINGS
 
     def __init__(self, context: ModuleContext) -> None:
         super().__init__(context)
-        self.config: dict[str, Any] = {}
-        self.source: SerialSource | None = None
-        self.sim: SimulatedSVOG | None = None
         self.cmds: Commands = Commands()
         self.stream: TrialStream[tuple] | None = None
         self.device_config: dict[str, str] = {}
         self.lens_open: bool | None = None
         self.device_trial = 0
         self.last_totals: dict[str, int] | None = None
-        self.connected = False
-        self.error: str | None = None
         self.malformed = 0
-        self._down: Link | None = None
         self._trial_start_at: int | None = None
         self._running = False
         self._data = asyncio.Event()
-        self._changed = asyncio.Event()
-        self._up = asyncio.Event()
 
     @property
     def device_id(self) -> str:
@@ -120,7 +111,7 @@ class VogModule(Module):
     async def configure(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
         if self.trial is not None:
             raise CommandError("cannot reconfigure the VOG during a trial", protocol.BAD_STATE)
-        await self._release()
+        await self.release_simulator()
         self.config = settings
         kind = settings.get("device_type", "sVOG")
         self.cmds = WvogCommands() if kind == "wVOG" else Commands()
@@ -136,51 +127,11 @@ class VogModule(Module):
             await self.sim.start()
             options.lister = self.sim.ports
             self.context.simulate = True
-        self.source = SerialSource(self.device_id, options)
-        self._changed.set()
+        self.use(SerialSource(self.device_id, options))
         return {"devices": [{"id": self.device_id, "simulated": simulate}]}
 
-    async def _release(self) -> None:
-        sim, self.sim = self.sim, None
-        if sim is not None:
-            await sim.stop()
-
     # -- device work -----------------------------------------------------------------------------
-    async def run(self) -> None:
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            source = self.source
-            if source is None:
-                continue
-            async with asyncio.TaskGroup() as tg:
-                tasks = [
-                    tg.create_task(self._pump(source), name="vog"),
-                    tg.create_task(self._housekeeping(source), name="vog-trial"),
-                ]
-                await self._changed.wait()
-                for task in tasks:
-                    task.cancel()
-
-    async def _pump(self, source: SerialSource) -> None:
-        while True:
-            try:
-                async with source:
-                    self.error = None
-                    async for event in source:
-                        if isinstance(event, Line):
-                            self._on_line(event)
-                        else:
-                            self._on_link(event)
-            except SerialError as exc:
-                self.error = str(exc)
-                log.error("%s", exc)
-            finally:
-                self.connected = False
-                self._up.clear()
-            await asyncio.sleep(RETRY_OPEN_S)
-
-    async def _housekeeping(self, source: SerialSource) -> None:
+    async def alongside(self, source: SerialSource) -> None:
         """Start the goggles' trial at the trial's start instant."""
         while True:
             await asyncio.sleep(_TICK_S)
@@ -194,7 +145,7 @@ class VogModule(Module):
         if self.stream is not None:
             self.stream.offer(cells)
 
-    def _on_line(self, line: Line) -> None:
+    def on_line(self, line: Line) -> None:
         key, sep, value = split_line(line.text)
         t = line.t_mono_ns
         if key == "stm" and value in ("0", "1"):
@@ -227,36 +178,22 @@ class VogModule(Module):
         self.malformed += 1
         log.warning("sVOG: malformed line %r (%d so far)", text[:80], self.malformed)
 
-    def _on_link(self, link: Link) -> None:
-        self.connected = link.connected
-        if not link.connected:
-            self._up.clear()
-            self._down = link
-            return
-        self._up.set()
+    def on_connected(self, link: Link, down: Link | None) -> None:
         source = self.source
         if source is not None:
             for cmd in self.cmds.settings(self.config["open_ms"], self.config["closed_ms"]):
                 source.send(cmd)
             source.send(self.cmds.get_config)
-        down, self._down = self._down, None
         if down is not None and self.stream is not None:
-            start = down.last_line_ns if down.last_line_ns is not None else down.t_mono_ns
-            self.stream.gap(start, link.t_mono_ns, None, f"disconnected: {down.reason}")
+            start, end, reason = self.gap_of(down, link)
+            self.stream.gap(start, end, None, reason)
         if self._running:  # re-plugged goggles start idle: the trial goes on
             self._trial_start_at = link.t_mono_ns
 
     # -- trials ----------------------------------------------------------------------------------
     async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
         assert self.session is not None
-        if self.source is None:
-            raise CommandError("the VOG is not configured", protocol.BAD_STATE)
-        if not self.connected:  # just configured: the port may still be opening
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CONNECT_WAIT_S):
-                    await self._up.wait()
-        if not self.connected:
-            raise CommandError(f"no {self.device_id} connected: {self.error or 'not found'}")
+        await self.require_connected()
         path = self.session.module_dir / self.device_id / f"{window.stem}_vog.csv"
         stream: TrialStream[tuple] = TrialStream(
             window,
@@ -293,9 +230,6 @@ class VogModule(Module):
         if self.last_totals is not None:
             record.extra["totals"] = dict(self.last_totals)
         return [record]
-
-    async def shutdown(self) -> None:
-        await self._release()
 
     def status(self) -> dict[str, Any]:
         source = self.source

@@ -1,0 +1,144 @@
+"""A module of one serial device (DRT, VOG, GPS): what each would otherwise copy.
+
+`SerialModule` reads its `SerialSource` from start to shutdown (a new one after every
+`configure`, through `use`), reopens the port after a failure, keeps `connected` and `error` for
+the status, and turns link events into two hooks: `on_disconnected(link)` and
+`on_connected(link, down)`, where `down` is the link event of the disconnection it ends (None
+for a first connection) and `gap_of(down, link)` gives the stretch the device did not deliver,
+for `TrialStream.gap`. A module implements `on_line`, may run its own live work beside the
+reader (`alongside`), and calls `require_connected` when a trial starts.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+from typing import Any, ClassVar
+
+from rpi_logger.framework import protocol
+from rpi_logger.framework.base import CommandError, Module, ModuleContext
+from rpi_logger.framework.serial import Line, Link, SerialError, SerialSource
+
+log = logging.getLogger(__name__)
+
+
+class SerialModule(Module):
+    """One serial device; see the module docstring."""
+
+    #: Seconds between attempts to open a port that failed.
+    retry_open_s: ClassVar[float] = 2.0
+    #: How long a trial start waits for a port that is still opening.
+    connect_wait_s: ClassVar[float] = 5.0
+
+    def __init__(self, context: ModuleContext) -> None:
+        super().__init__(context)
+        self.config: dict[str, Any] = {}
+        self.source: SerialSource | None = None
+        self.sim: Any = None  # the simulated device behind a pty, when simulated
+        self.connected = False
+        self.error: str | None = None
+        self._down: Link | None = None
+        self._changed = asyncio.Event()
+        self._up = asyncio.Event()
+
+    @property
+    def device_id(self) -> str:
+        return str(self.config.get("device_id") or "device")
+
+    # -- configuration -----------------------------------------------------------------------
+    def use(self, source: SerialSource) -> None:
+        """Read `source` from now on (`run` restarts the reader with it)."""
+        self.source = source
+        self._changed.set()
+
+    async def release_simulator(self) -> None:
+        """Stop the simulated device, if there is one."""
+        sim, self.sim = self.sim, None
+        if sim is not None:
+            await sim.stop()
+
+    async def shutdown(self) -> None:
+        await self.release_simulator()
+
+    # -- device work -------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Read the current device; restart whenever configure() replaces it."""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            source = self.source
+            if source is None:
+                continue
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._read(source), name=f"{self.device_id}-read"),
+                    tg.create_task(self.alongside(source), name=f"{self.device_id}-live"),
+                ]
+                await self._changed.wait()
+                for task in tasks:
+                    task.cancel()
+
+    async def alongside(self, source: SerialSource) -> None:
+        """The module's own live work beside the reader (start an experiment on time...)."""
+        await asyncio.Event().wait()
+
+    async def _read(self, source: SerialSource) -> None:
+        while True:
+            try:
+                async with source:
+                    self.error = None
+                    async for event in source:
+                        if isinstance(event, Line):
+                            self.on_line(event)
+                        else:
+                            self._on_link(event)
+            except SerialError as exc:
+                self.error = str(exc)
+                log.error("%s", exc)
+            finally:
+                self.connected = False
+                self._up.clear()
+            await asyncio.sleep(self.retry_open_s)
+
+    def _on_link(self, link: Link) -> None:
+        self.connected = link.connected
+        if not link.connected:
+            self._up.clear()
+            self._down = link
+            self.on_disconnected(link)
+            return
+        self._up.set()
+        down, self._down = self._down, None
+        self.on_connected(link, down)
+
+    @abc.abstractmethod
+    def on_line(self, line: Line) -> None:
+        """One line from the device, with its host arrival time (loop thread)."""
+
+    def on_disconnected(self, link: Link) -> None:
+        """The device went away (unplugged, or silent for too long)."""
+
+    def on_connected(self, link: Link, down: Link | None) -> None:
+        """The device is (back) on line; `down` ends a disconnection (None: first connect)."""
+
+    @staticmethod
+    def gap_of(down: Link, link: Link) -> tuple[int, int, str]:
+        """The stretch a disconnection cost: from the last line before it to the reconnection,
+        and why (for `TrialStream.gap`)."""
+        start = down.last_line_ns if down.last_line_ns is not None else down.t_mono_ns
+        return start, link.t_mono_ns, f"disconnected: {down.reason}"
+
+    async def require_connected(self) -> SerialSource:
+        """The source, once the device is connected (a port just configured may still be
+        opening); a `CommandError` saying why when it is not."""
+        if self.source is None:
+            raise CommandError(f"{self.device_id} is not configured", protocol.BAD_STATE)
+        if not self.connected:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.connect_wait_s):
+                    await self._up.wait()
+        if not self.connected:
+            raise CommandError(f"no {self.device_id} connected: {self.error or 'not found'}")
+        return self.source
