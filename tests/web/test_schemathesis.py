@@ -32,7 +32,7 @@ async def test_no_server_errors_and_replies_match_the_schema(served: Served) -> 
         "--max-examples",
         "5",
         "--max-time",
-        "30",
+        "15",
         "--request-timeout",
         "30",
         "--workers",
