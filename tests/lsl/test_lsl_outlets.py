@@ -162,5 +162,12 @@ def test_audio_frames_and_trial_markers_arrive_at_their_host_times(tmp_path: Pat
     with timing.open() as f:
         video_rows = list(csv.DictReader(f))
     assert len(video_rows) >= 15
+    # Every marker that arrived is its frame's row, to the ns; a marker may be lost (an outlet
+    # drops rather than wait when a busy machine holds its thread back), never altered.
+    found = 0
     for row in video_rows:
-        assert frames[int(row["t_mono_ns"])][0] == int(row["frame_index"])
+        marker = frames.get(int(row["t_mono_ns"]))
+        if marker is not None:
+            assert marker[0] == int(row["frame_index"]), row
+            found += 1
+    assert found >= len(video_rows) - 2, (found, len(video_rows))
