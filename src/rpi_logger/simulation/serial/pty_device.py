@@ -32,6 +32,9 @@ class PtyDevice:
     name = "device"
     #: What ends a command (sDRT: newline; sVOG: ``<<``).
     command_end = b"\n"
+    #: The wireless firmware reads commands in 10 ms chunks: one within this long of the one
+    #: before is lost (counted in `merged`). 0: every command is read.
+    chunk_ns = 0
 
     def __init__(
         self,
@@ -55,6 +58,8 @@ class PtyDevice:
         self._stop = threading.Event()
         self._worker: Worker[None] | None = None
         self.commands: list[str] = []
+        self.merged = 0
+        self._last_command_ns: int | None = None
         self._epoch_ns = time.monotonic_ns()
 
     # -- clock -------------------------------------------------------------------------------
@@ -163,9 +168,15 @@ class PtyDevice:
         while end in pending:
             raw, pending = pending.split(end, 1)
             text = raw.strip(b"\r\n ").decode("ascii", "replace")
-            if text:
-                self.commands.append(text)
-                self.on_command(text, now)
+            if not text:
+                continue
+            last = self._last_command_ns
+            if self.chunk_ns and last is not None and now - last < self.chunk_ns:
+                self.merged += 1  # read in the same chunk as the one before: lost
+                continue
+            self._last_command_ns = now
+            self.commands.append(text)
+            self.on_command(text, now)
         return pending
 
     def _write_due(self, now: int) -> None:

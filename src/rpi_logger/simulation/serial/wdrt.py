@@ -28,27 +28,13 @@ class SimulatedWDRT(SimulatedSDRT):
     usb_ids = USB_IDS["wDRT"]
     name = "wDRT"
     command_end = b"\n"
+    chunk_ns = CHUNK_NS
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.config = {"ONTM": 1000, "ISIL": 3000, "ISIH": 5000, "DBNC": 100, "SPCT": 100}
         self.battery = 87
-        self.merged = 0
-        self._last_command_ns = -CHUNK_NS
 
-    def _commands(self, pending: bytes, now: int) -> bytes:
-        while self.command_end in pending:
-            raw, pending = pending.split(self.command_end, 1)
-            text = raw.strip(b"\r\n ").decode("ascii", "replace")
-            if not text:
-                continue
-            if now - self._last_command_ns < CHUNK_NS:
-                self.merged += 1  # read in the same chunk as the one before: lost
-                continue
-            self._last_command_ns = now
-            self.commands.append(text)
-            self.on_command(text, now)
-        return pending
 
     def on_command(self, command: str, t_host_ns: int) -> None:
         if command == "trl>1":

@@ -23,26 +23,12 @@ class SimulatedWVOG(SimulatedSVOG):
     usb_ids = USB_IDS["wVOG"]
     name = "wVOG"
     command_end = b"\n"
+    chunk_ns = CHUNK_NS
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.battery = 91
-        self.merged = 0
-        self._last_command_ns = -CHUNK_NS
 
-    def _commands(self, pending: bytes, now: int) -> bytes:
-        while self.command_end in pending:
-            raw, pending = pending.split(self.command_end, 1)
-            text = raw.strip(b"\r\n ").decode("ascii", "replace")
-            if not text:
-                continue
-            if now - self._last_command_ns < CHUNK_NS:
-                self.merged += 1
-                continue
-            self._last_command_ns = now
-            self.commands.append(text)
-            self.on_command(text, now)
-        return pending
 
     def _change(self, t: int, is_open: bool) -> None:
         self._open = is_open
