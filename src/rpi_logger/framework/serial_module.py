@@ -5,8 +5,14 @@
 the status, and turns link events into two hooks: `on_disconnected(link)` and
 `on_connected(link, down)`, where `down` is the link event of the disconnection it ends (None
 for a first connection) and `gap_of(down, link)` gives the stretch the device did not deliver,
-for `TrialStream.gap`. A module implements `on_line`, may run its own live work beside the
+for `TrialStream.gap`; `open_gap` gives a disconnection still going on (a trial that stops
+while the device is away). A module implements `on_line`, may run its own live work beside the
 reader (`alongside`), and calls `require_connected` when a trial starts.
+
+Every serial module also answers `sim_unplug {"seconds": S}`: its simulated device pulls its
+cable for S seconds (an error reply for a real device). Through `Master.request` a test or a
+demonstration unplugs a device of a running master, at a trial's edges if it likes. A
+subclass's own `commands` are merged with it.
 """
 
 from __future__ import annotations
@@ -31,6 +37,13 @@ class SerialModule(Module):
     retry_open_s: ClassVar[float] = 2.0
     #: How long a trial start waits for a port that is still opening.
     connect_wait_s: ClassVar[float] = 5.0
+    #: The longest unplug `sim_unplug` agrees to.
+    max_unplug_s: ClassVar[float] = 600.0
+    commands: ClassVar[dict[str, dict]] = {"sim_unplug": {"seconds": ((int, float), True)}}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.commands = {**SerialModule.commands, **cls.commands}
 
     def __init__(self, context: ModuleContext) -> None:
         super().__init__(context)
@@ -61,6 +74,19 @@ class SerialModule(Module):
 
     async def shutdown(self) -> None:
         await self.release_simulator()
+
+    async def cmd_sim_unplug(self, seconds: float) -> dict[str, Any]:
+        """Unplug the simulated device for `seconds` (it comes back on a new pty)."""
+        if self.sim is None:
+            raise CommandError(f"{self.device_id} is not simulated: unplug it by hand")
+        if isinstance(seconds, bool) or not 0 < seconds <= self.max_unplug_s:
+            raise CommandError(
+                f"sim_unplug: seconds must be in (0, {self.max_unplug_s:g}], got {seconds!r}",
+                protocol.BAD_ARGS,
+            )
+        self.sim.unplug(seconds)
+        log.info("%s: simulated device unplugged for %g s", self.device_id, seconds)
+        return {"device": self.device_id, "seconds": seconds}
 
     # -- device work -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -129,6 +155,15 @@ class SerialModule(Module):
         and why (for `TrialStream.gap`)."""
         start = down.last_line_ns if down.last_line_ns is not None else down.t_mono_ns
         return start, link.t_mono_ns, f"disconnected: {down.reason}"
+
+    def open_gap(self, now_ns: int) -> tuple[int, int, str] | None:
+        """The disconnection still going on, as a gap up to `now_ns` (a trial that stops while
+        the device is away); None while connected."""
+        down = self._down
+        if down is None or self.connected:
+            return None
+        start, _, reason = self.gap_of(down, Link(now_ns, True, down.port))
+        return start, now_ns, reason
 
     async def require_connected(self) -> SerialSource:
         """The source, once the device is connected (a port just configured may still be

@@ -1,5 +1,6 @@
 """GPS: NMEA parsing (real receivers' sentences) and the module on the simulated receiver: one
-row per second with design.md §7's positions, and an unplug of 3 s mid-trial."""
+row per second with design.md §7's positions, an unplug of 3 s mid-trial, stale fixes marked in
+the CSV (a frozen fix, a lost fix) and a quiet receiver recorded as a gap."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import asyncio
 import csv
 import itertools
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +117,115 @@ async def test_one_row_per_second_and_an_unplug_mid_trial(tmp_path: Path) -> Non
         # The first sentence of a fix arrives 120-300 ms (+ line latency) after its UTC second.
         late = float(r["t_wall_unix"]) - float(r["t_fix_unix"])
         assert 0.1 < late < 0.8, late
+
+
+@asynccontextmanager
+async def recording(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[GpsModule, Any]]:
+    """The GPS module on its simulated receiver, a session open, reading (no trial yet)."""
+    settings = load_settings(MODULE_DIR / "config.txt", (*COMMON_SETTINGS, *SETTINGS))
+    module = GpsModule(ModuleContext("GPS", MODULE_DIR))
+    async with asyncio.TaskGroup() as tg:
+        await module.configure({**settings, **overrides}, simulate=True)
+        runner = tg.create_task(module.run())
+        module.session = SessionInfo(tmp_path, tmp_path / "GPS", time.monotonic_ns())
+        try:
+            yield module, module.sim
+        finally:
+            await module.shutdown()
+            runner.cancel()
+
+
+async def trial(module: GpsModule, *steps: tuple[float, Any]) -> tuple[TrialWindow, Any]:
+    """One trial: for each step, wait its seconds, then call its action (None: nothing)."""
+    window = TrialWindow(1, time.monotonic_ns())
+    module.trial = window
+    await module.start_trial(window)
+    for seconds, action in steps:
+        await asyncio.sleep(seconds)
+        if action is not None:
+            action()
+    window.stop_ns = time.monotonic_ns()
+    [record] = await module.stop_trial(window)
+    module.trial = None
+    return window, record
+
+
+def gps_rows(tmp_path: Path) -> list[dict[str, str]]:
+    with (tmp_path / "GPS/gps/trial001_gps.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_receiver_without_a_time_still_gives_one_row_per_epoch() -> None:
+    """Cold start: RMC status V and GGA quality 0 with empty time fields, once a second."""
+    cold = [fixed("$GNRMC,,V,,,,,,,,,,N*53"), fixed("$GNGGA,,,,,,0,00,99.99,,,,,,*56")]
+    b = FixBuilder()
+    fixes = [b.line(line, i) for i in range(3) for line in cold]
+    done = [f for f in (*fixes, b.flush()) if f is not None]
+    assert len(done) == 3
+    assert all(not f.valid and f.lat is None and f.t_fix_unix is None for f in done)
+
+
+async def test_a_frozen_fix_and_a_lost_fix_read_back_from_the_csv(tmp_path: Path) -> None:
+    """The receiver repeats its last fix for 4 s, then reports no fix for 2 s: each row says how
+    old its fix was at arrival, `stale` = 1 once that passes `stale_s`, and the no-fix seconds
+    are one row each, valid = 0, without a position."""
+    async with recording(tmp_path, stale_s=2) as (module, sim):
+        _, record = await trial(
+            module,
+            (2.5, lambda: sim.freeze(4)),
+            (4.5, lambda: sim.lose_fix(2)),
+            (3.0, None),
+        )
+    rows = gps_rows(tmp_path)
+    assert record.frames == len(rows)
+    ages = [float(r["age_s"]) for r in rows]
+    arrivals = [int(r["t_mono_ns"]) for r in rows]
+    for i, r in enumerate(rows):
+        after_silence = i > 0 and arrivals[i] - arrivals[i - 1] > 2 * S
+        assert r["stale"] == str(int(ages[i] > 2 or after_silence)), (i, r)
+    fix_times = [r["t_fix_unix"] for r in rows]
+    frozen = max(set(fix_times), key=fix_times.count)
+    repeats = [float(r["age_s"]) for r in rows if r["t_fix_unix"] == frozen]
+    assert len(repeats) >= 3, fix_times
+    assert all(0.8 < b - a < 1.2 for a, b in itertools.pairwise(repeats)), repeats
+    assert sum(r["stale"] == "1" for r in rows) >= 2
+    fresh = [r for r in rows if r["t_fix_unix"] != frozen and r["valid"] == "1"]
+    assert len(fresh) >= 2 and all(0.1 < float(r["age_s"]) < 0.8 for r in fresh)
+    no_fix = [r for r in rows if r["valid"] == "0"]
+    assert 1 <= len(no_fix) <= 3, no_fix
+    seconds = [float(r["t_fix_unix"]) for r in no_fix]
+    assert seconds == [seconds[0] + k for k in range(len(no_fix))]  # one row per second
+    for r in no_fix:
+        assert (r["lat"], r["lon"], r["fix_quality"], r["stale"]) == ("", "", "0", "0")
+
+
+async def test_a_quiet_receiver_is_a_gap_in_the_record(tmp_path: Path) -> None:
+    """No sentence for 2.5 s mid-trial (the port stays open), then quiet again until the stop:
+    two gaps, the second ending at the stop; the first row after the silence is stale. (The
+    link's own silence timeout is raised so that only the quiet, not a reconnection, shows.)"""
+    async with recording(tmp_path, stale_s=2, silent_timeout_s=10) as (module, sim):
+        marks: dict[str, int] = {}
+
+        def quiet(name: str, seconds: float) -> None:
+            marks[name] = time.monotonic_ns()
+            sim.quiet(seconds)
+
+        window, record = await trial(
+            module,
+            (2.5, lambda: quiet("first", 2.5)),
+            (4.5, lambda: quiet("second", 30)),
+            (3.0, None),
+        )
+        status = module.status()["devices"][0]
+    rows = gps_rows(tmp_path)
+    first, second = record.extra["gaps"]
+    assert record.extra["quiet_gaps"] == 2 and record.extra["disconnects"] == 0
+    assert first["reason"].startswith("receiver quiet") and second["reason"].startswith("receiver")
+    assert marks["first"] - 1.5 * S < first["start_mono_ns"] < marks["first"]
+    assert marks["first"] + 2.5 * S < first["end_mono_ns"] < marks["first"] + 4 * S
+    assert marks["second"] - 1.5 * S < second["start_mono_ns"] < marks["second"]
+    assert second["end_mono_ns"] == window.stop_ns
+    [resumed] = [r for r in rows if int(r["t_mono_ns"]) >= first["end_mono_ns"]][:1]
+    assert resumed["stale"] == "1"
+    assert all(r["stale"] == "0" for r in rows if r is not resumed)
+    assert status["connected"] and status["stale"]

@@ -5,8 +5,14 @@ configured port (a UART has no USB ids); with ``--simulate`` the simulated recei
 (design.md §7) takes its place. `nmea.FixBuilder` turns sentences into fixes: a row carries the
 fix's own UTC time (``t_fix_unix``) and the host arrival of its first sentence (``t_mono_ns``).
 A fix is complete when the next one starts, or when the receiver has been quiet for
-`FLUSH_QUIET_S`. No fix for ``stale_s``: the status says stale. An unplug is a gap in the file
-from the last line before it to the reconnection.
+`FLUSH_QUIET_S`.
+
+Stale fixes are marked in the file, not only in the status: each row says how old its fix was
+when it arrived (``age_s``: arrival wall time minus ``t_fix_unix``) and ``stale`` = 1 when that
+age exceeds ``stale_s`` (a receiver repeating an old fix) or when the fix before it arrived
+more than ``stale_s`` earlier (the first fix after a stretch without one). A stretch of
+``stale_s`` without any sentence is a gap in the file's record ("receiver quiet"), as an unplug
+is (from the last line before it to the reconnection), so `verify` lists both.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ GPS_COLUMNS = (
     "pdop",
     "vdop",
     "valid",
+    "age_s",
+    "stale",
 )
 
 
@@ -55,11 +63,17 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def gps_row(fix: Fix) -> tuple:
-    """The CSV row of a fix (empty cells for what the receiver did not say)."""
+def gps_row(fix: Fix, stale_s: float = 5.0, previous_ns: int | None = None) -> tuple:
+    """The CSV row of a fix (empty cells for what the receiver did not say); `previous_ns` is
+    the arrival of the fix before it, for the stale mark (module docstring)."""
+    wall = mono_to_wall(fix.t_mono_ns)
+    age_s = None if fix.t_fix_unix is None else round(wall - fix.t_fix_unix, 3)
+    stale = (age_s is not None and age_s > stale_s) or (
+        previous_ns is not None and fix.t_mono_ns - previous_ns > stale_s * 1e9
+    )
     return (
         fix.t_mono_ns,
-        mono_to_wall(fix.t_mono_ns),
+        wall,
         _cell(fix.t_fix_unix),
         *(
             _cell(v)
@@ -77,6 +91,8 @@ def gps_row(fix: Fix) -> tuple:
             )
         ),
         int(fix.valid),
+        _cell(age_s),
+        int(stale),
     )
 
 
@@ -89,7 +105,11 @@ class GpsModule(SerialModule):
         self.stream: TrialStream[tuple] | None = None
         self.last_fix: Fix | None = None
         self.disconnects_in_trial = 0
+        self.quiet_gaps_in_trial = 0
         self._last_line_ns = 0
+        #: Where the current stretch without lines began: the last line, or the reconnection
+        #: that ended a gap already recorded (None before any line).
+        self._silent_from_ns: int | None = None
 
     @property
     def device_id(self) -> str:
@@ -117,9 +137,23 @@ class GpsModule(SerialModule):
         return {"devices": [{"id": self.device_id, "simulated": simulate}]}
 
     # -- device work -----------------------------------------------------------------------------
+    @property
+    def stale_s(self) -> float:
+        return float(self.config.get("stale_s", 5.0))
+
     def on_line(self, line: Line) -> None:
-        self._last_line_ns = line.t_mono_ns
+        if self.stream is not None:
+            self._quiet_gap(self.stream, line.t_mono_ns)
+        self._last_line_ns = self._silent_from_ns = line.t_mono_ns
         self._fix(self.builder.line(line.text, line.t_mono_ns))
+
+    def _quiet_gap(self, stream: TrialStream[tuple], until_ns: int) -> None:
+        """Record the stretch since the last line as a gap when it lasted ``stale_s`` or more."""
+        since = self._silent_from_ns
+        if since is None or until_ns - since < self.stale_s * 1e9:
+            return
+        stream.gap(since, until_ns, None, f"receiver quiet for {(until_ns - since) / 1e9:.1f} s")
+        self.quiet_gaps_in_trial += 1
 
     async def alongside(self, source: SerialSource) -> None:
         """A fix is complete when the receiver has said all it will for it."""
@@ -129,12 +163,15 @@ class GpsModule(SerialModule):
             if self.builder.fix is not None and quiet > FLUSH_QUIET_S * 1e9:
                 self._fix(self.builder.flush())
 
-    def _fix(self, fix: Fix | None) -> None:
+    def _fix(self, fix: Fix | None, stream: TrialStream[tuple] | None = None) -> None:
+        """Keep a complete fix; its row goes to `stream` (default: the trial's, if any)."""
         if fix is None:
             return
-        self.last_fix = fix
-        if self.stream is not None:
-            self.stream.offer(gps_row(fix))
+        previous, self.last_fix = self.last_fix, fix
+        stream = stream or self.stream
+        if stream is not None:
+            before = None if previous is None else previous.t_mono_ns
+            stream.offer(gps_row(fix, self.stale_s, before))
 
     def on_disconnected(self, link: Link) -> None:
         self._fix(self.builder.flush())
@@ -145,6 +182,8 @@ class GpsModule(SerialModule):
         if down is not None and self.stream is not None:
             start, end, reason = self.gap_of(down, link)
             self.stream.gap(start, end, None, reason)
+        if down is not None:
+            self._silent_from_ns = link.t_mono_ns  # the gap up to here is recorded
 
     # -- trials ----------------------------------------------------------------------------------
     async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
@@ -164,7 +203,7 @@ class GpsModule(SerialModule):
             await stream.open(self.announce_file)
         except (SinkError, OSError) as exc:
             raise CommandError(f"GPS: {exc}") from None
-        self.stream, self.disconnects_in_trial = stream, 0
+        self.stream, self.disconnects_in_trial, self.quiet_gaps_in_trial = stream, 0, 0
         return {"device": self.device_id}
 
     async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
@@ -173,10 +212,21 @@ class GpsModule(SerialModule):
             return []
         fix = self.builder.fix
         if fix is not None and window.accepts(fix.t_mono_ns):
-            stream.offer(gps_row(self.builder.flush()))  # type: ignore[arg-type]
+            self._fix(self.builder.flush(), stream)  # the last fix goes to this trial's file
+        self._trial_end_gap(stream, window)
         record = await stream.close()
         record.extra["disconnects"] = self.disconnects_in_trial
+        record.extra["quiet_gaps"] = self.quiet_gaps_in_trial
         return [record]
+
+    def _trial_end_gap(self, stream: TrialStream[tuple], window: TrialWindow) -> None:
+        """A disconnection or a quiet stretch still going on at the stop ends at the stop."""
+        stop = window.stop_ns if window.stop_ns is not None else time.monotonic_ns()
+        open_gap = self.open_gap(stop)
+        if open_gap is not None:
+            stream.gap(*open_gap)
+        else:
+            self._quiet_gap(stream, stop)
 
     # -- status ----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -3,10 +3,13 @@ checked, any talker; pynmea2 would add a dependency and treats RMC status ``V`` 
 
 `FixBuilder.line(text, t_mono_ns)` takes each sentence with its host arrival time. RMC and GGA
 carry the fix's UTC time: a sentence with a new time starts a new fix and returns the one
-before, complete (VTG, GSA and GSV that follow belong to the current fix). `flush()` returns
-the fix being built (at a trial's end, or when the receiver fell silent). Empty fields (no fix
-yet) are normal: they give empty cells, never errors. The date comes from RMC; GGA alone
-carries only the time of day, so a time earlier than the last one is the next day (midnight).
+before, complete (VTG, GSA and GSV that follow belong to the current fix). A sentence type the
+fix already holds also starts a new one: a receiver repeating a frozen fix (same time), or one
+without a time yet (empty time fields before its first fix), still gives one fix per epoch.
+`flush()` returns the fix being built (at a trial's end, or when the receiver fell silent).
+Empty fields (no fix yet) are normal: they give empty cells, never errors. The date comes from
+RMC; GGA alone carries only the time of day, so a time earlier than the last one is the next
+day (midnight).
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ class Fix:
     """One fix: a GPS CSV row (design.md §5)."""
 
     t_mono_ns: int  # arrival of its first sentence
-    tod: timedelta
+    tod: timedelta | None  # UTC time of day (None: the receiver does not know it yet)
     t_fix_unix: float | None = None
     lat: float | None = None
     lon: float | None = None
@@ -104,6 +107,7 @@ class Fix:
     vdop: float | None = None
     valid: bool = False
     talkers: set[str] = field(default_factory=set)
+    kinds: set[str] = field(default_factory=set)  # the sentence types it holds
 
 
 class FixBuilder:
@@ -130,19 +134,26 @@ class FixBuilder:
         done = None
         if kind in ("RMC", "GGA") and f:
             tod = _tod(f[0])
-            if tod is not None and (self.fix is None or tod != self.fix.tod):
+            if self._starts_fix(kind, tod):
                 done = self.flush()
                 self.fix = Fix(t_mono_ns, tod)
-                self._date_for(tod)
+                if tod is not None:
+                    self._date_for(tod)
         fix = self.fix
         if fix is None:
             return done
         fix.talkers.add(talker)
+        fix.kinds.add(kind)
         try:
             getattr(self, f"_{kind.lower()}")(fix, f)
         except IndexError:  # a truncated sentence with a good checksum: what it has is kept
             self.malformed += 1
         return done
+
+    def _starts_fix(self, kind: str, tod: timedelta | None) -> bool:
+        """Whether an RMC or GGA with this time begins a new epoch."""
+        fix = self.fix
+        return fix is None or tod != fix.tod or kind in fix.kinds
 
     def _date_for(self, tod: timedelta) -> None:
         if self._last_tod is not None and self.date is not None and tod < self._last_tod:
@@ -152,7 +163,7 @@ class FixBuilder:
     def flush(self) -> Fix | None:
         """The fix being built, finished (None when there is none)."""
         fix, self.fix = self.fix, None
-        if fix is not None and self.date is not None:
+        if fix is not None and fix.tod is not None and self.date is not None:
             day = datetime(self.date.year, self.date.month, self.date.day, tzinfo=UTC)
             fix.t_fix_unix = (day + fix.tod).timestamp()
         return fix

@@ -4,6 +4,11 @@ For each whole UTC second `u` it sends RMC, GGA, VTG, GSA and GSV (talker GN/GP)
 `u` (seeded), with ``lat = 52.0 + 0.001 * sin(2*pi*u/60)``, ``lon = 13.0 + 0.001 *
 cos(2*pi*u/60)``, 9 satellites, fix quality 1. UTC is the host's wall clock (the receiver's
 own time is the truth a fix carries).
+
+Faults a test can ask for (any thread), each for a number of seconds from now: `quiet` (no
+sentence at all, the port stays open: an antenna fault, a receiver that hangs), `freeze` (the
+receiver repeats its last fix: the same UTC time and position every second) and `lose_fix`
+(RMC status ``V`` with empty position fields, GGA quality 0, as before a first fix).
 """
 
 from __future__ import annotations
@@ -62,6 +67,19 @@ def burst(u: int) -> list[str]:
     ]
 
 
+def burst_no_fix(u: int) -> list[str]:
+    """The sentences of second `u` from a receiver without a fix: time and date, no position."""
+    when = datetime.fromtimestamp(u, UTC)
+    hms = when.strftime("%H%M%S") + ".00"
+    dmy = when.strftime("%d%m%y")
+    return [
+        sentence(f"GNRMC,{hms},V,,,,,,,{dmy},,,N"),
+        sentence(f"GNGGA,{hms},,,,,0,00,99.99,,,,,,"),
+        sentence("GNVTG,,,,,,,,,N"),
+        sentence("GNGSA,A,1,,,,,,,,,,,,,99.99,99.99,99.99"),
+    ]
+
+
 class SimulatedGPS(PtyDevice):
     name = "GPS"
     usb_ids = (0x1546, 0x01A8)  # a u-blox 8 on USB (the pty is found by these in tests)
@@ -70,7 +88,25 @@ class SimulatedGPS(PtyDevice):
         kwargs.setdefault("ppm", 0.0)
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._next_u: int | None = None
-        self.sent: list[int] = []  # UTC seconds whose fix was sent
+        self.sent: list[int] = []  # UTC seconds whose fix was sent (a frozen one repeats)
+        self._quiet_until = 0  # host mono ns: the faults below last until then
+        self._frozen_until = 0
+        self._frozen_u: int | None = None
+        self._no_fix_until = 0
+
+    # -- faults (any thread: plain assignments) ---------------------------------------------
+    def quiet(self, seconds: float) -> None:
+        """Send nothing for `seconds` (the port stays open)."""
+        self._quiet_until = time.monotonic_ns() + int(seconds * 1e9)
+
+    def freeze(self, seconds: float) -> None:
+        """Repeat the last fix sent (its UTC time and position) every second for `seconds`."""
+        self._frozen_u = self.sent[-1] if self.sent else None
+        self._frozen_until = time.monotonic_ns() + int(seconds * 1e9)
+
+    def lose_fix(self, seconds: float) -> None:
+        """Report no fix (status V, empty position) for `seconds`."""
+        self._no_fix_until = time.monotonic_ns() + int(seconds * 1e9)
 
     def _wall_to_mono(self, wall_ns: int) -> int:
         return wall_ns - time.time_ns() + time.monotonic_ns()
@@ -83,10 +119,17 @@ class SimulatedGPS(PtyDevice):
         if wall < u * SECOND - 50_000_000:
             return
         self._next_u = u + 1
-        if self.path is None:  # unplugged: that second's fix is lost
+        if self.path is None or now_ns < self._quiet_until:  # unplugged or quiet: lost
             return
-        self.sent.append(u)
         delay = int(self._rng.uniform(120, 300) * 1e6)
         at = self._wall_to_mono(u * SECOND) + delay
-        for i, line in enumerate(burst(u)):
+        for i, line in enumerate(self._sentences(u, now_ns)):
             self.send_at(at + i * 1_000_000, line)  # 9600 baud: about 1 ms a line apart
+
+    def _sentences(self, u: int, now_ns: int) -> list[str]:
+        if now_ns < self._no_fix_until:
+            return burst_no_fix(u)
+        frozen = self._frozen_u if now_ns < self._frozen_until else None
+        fix_u = u if frozen is None else frozen
+        self.sent.append(fix_u)
+        return burst(fix_u)
