@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext, SessionInfo
+from rpi_logger.framework.restarting import Work, run_restarting
 from rpi_logger.framework.source import ThreadedSource
 from rpi_logger.framework.trial import TrialWindow
 
@@ -108,16 +109,12 @@ class DeviceModule(Module, Generic[P]):
 
     async def run(self) -> None:
         """Capture with the current devices; restart the loops whenever they change."""
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            devices = list(self.devices.values())
-            async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(d.capture(), name=f"capture-{d.id}") for d in devices]
-                tasks.append(tg.create_task(self.alongside(devices), name="alongside"))
-                await self._changed.wait()
-                for task in tasks:
-                    task.cancel()
+        await run_restarting(self._changed, self._work)
+
+    def _work(self) -> Work:
+        devices = list(self.devices.values())
+        jobs: Work = [(f"capture-{d.id}", d.capture()) for d in devices]
+        return [*jobs, ("alongside", self.alongside(devices))]
 
     async def alongside(self, devices: list[P]) -> None:
         """The module's own live work beside the capture loops (previews, a level meter)."""

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from rpi_logger.framework import protocol
 from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext, SessionInfo
 from rpi_logger.framework.lsl_outlets import Outlets
+from rpi_logger.framework.restarting import Work, run_restarting
 from rpi_logger.framework.source import Lost
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.io.sinks.base import SinkError
@@ -194,24 +195,24 @@ class EyeTrackerModule(Module):
     # -- device work -----------------------------------------------------------------------------
     async def run(self) -> None:
         """Run the current source; restart whenever configure() replaces it."""
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            source = self.source
-            if source is None:
-                continue
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    tasks = [
-                        tg.create_task(self._pump(source), name="neon"),
-                        tg.create_task(self._previews(), name="previews"),
-                        tg.create_task(self._housekeeping(), name="eyetracker-housekeeping"),
-                    ]
-                    await self._changed.wait()
-                    for task in tasks:
-                        task.cancel()
-            finally:
-                await self._release(source)  # replaced (or shutting down): released here
+        await run_restarting(self._changed, self._work)
+
+    def _work(self) -> Work:
+        source = self.source
+        if source is None:
+            return []
+        return [
+            ("neon", self._pump_then_release(source)),
+            ("previews", self._previews()),
+            ("eyetracker-housekeeping", self._housekeeping()),
+        ]
+
+    async def _pump_then_release(self, source: NeonSource) -> None:
+        """Replaced (or shutting down): the source is released once its pump has stopped."""
+        try:
+            await self._pump(source)
+        finally:
+            await self._release(source)
 
     async def _pump(self, source: NeonSource) -> None:
         """Samples from the source until cancelled; a failed open is retried, never raised."""

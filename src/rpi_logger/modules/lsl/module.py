@@ -37,6 +37,7 @@ from rpi_logger.framework.base import (
     ModuleContext,
     SessionInfo,
 )
+from rpi_logger.framework.restarting import Work, run_restarting
 from rpi_logger.framework.source import Lost
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.framework.trial_stream import TrialStream
@@ -196,16 +197,11 @@ class LslModule(Module):
 
     # -- device work ---------------------------------------------------------------------------
     async def run(self) -> None:
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            source = self.source
-            if source is None:
-                continue
-            async with asyncio.TaskGroup() as tg:
-                task = tg.create_task(self._pump(source), name="lsl-inlets")
-                await self._changed.wait()
-                task.cancel()
+        """Record the inlets; restart whenever configure() replaces them."""
+        await run_restarting(self._changed, self._work)
+
+    def _work(self) -> Work:
+        return [] if self.source is None else [("lsl-inlets", self._pump(self.source))]
 
     async def _pump(self, source: InletSource) -> None:
         while True:
