@@ -15,14 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
-import statistics
 import sys
 import tempfile
-import time
-from pathlib import Path
 
-from rpi_logger.core.master import MasterConfig
+from bench_notes import cli, master_config, report
+
 from rpi_logger.web.server import serving
 
 CLIENT = r"""
@@ -44,25 +41,9 @@ print(json.dumps(out))
 """
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 async def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        config = MasterConfig(
-            data_dir=Path(tmp),
-            simulate=True,
-            state_path=Path(tmp) / "state.json",
-            overrides={
-                "Cameras": {
-                    "synthetic_count": args.cameras,
-                    "width": args.width,
-                    "height": args.height,
-                }
-            },
-        )
+        config = master_config(args, tmp)
         async with serving(config, "127.0.0.1", 0, start_modules=False) as served:
             master = served.master
             modules = ["Notes"] + (["Cameras"] if args.cameras else [])
@@ -84,35 +65,8 @@ async def run(args: argparse.Namespace) -> dict:
             lag = master.monitor.snapshot()
             await master.stop_trial()
             await master.end_session()
-    return {
-        "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
-        "date": time.strftime("%Y-%m-%d"),
-        "command": " ".join(["bench/bench_notes_http.py", *sys.argv[1:]]),
-        "cameras": f"{args.cameras} x {args.width}x{args.height} @ 30 fps (simulated)",
-        "notes": len(latencies),
-        "http_round_trip_ms": {
-            "p50": round(statistics.median(latencies), 2),
-            "p99": round(percentile(latencies, 99), 2),
-            "max": round(max(latencies), 2),
-        },
-        "master_loop_lag_ms": lag,
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cameras", type=int, default=2)
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=720)
-    parser.add_argument("--notes", type=int, default=500)
-    parser.add_argument("--interval", type=float, default=0.02)
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
-    result = asyncio.run(run(args))
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return report(args, "http_round_trip_ms", latencies, lag)
 
 
 if __name__ == "__main__":
-    main()
+    cli(run, __doc__, notes=500)
