@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from rpi_logger.config import Setting
-from rpi_logger.io.sinks.video import SINKS, VideoSettings
-
-_VIDEO = VideoSettings()  # the encoder defaults live there
+from rpi_logger.io.sinks.video.settings import ENCODER_SETTINGS
 
 SETTINGS = (
     Setting(
@@ -27,17 +25,7 @@ SETTINGS = (
         "capture format of CSI and simulated cameras (yuv420p: no conversion before encoding)",
         choices=["rgb24", "yuv420p"],
     ),
-    Setting("encoder", str, _VIDEO.encoder, "video encoder", choices=list(SINKS)),
-    Setting("ffmpeg_codec", str, _VIDEO.codec, "encoder used by the ffmpeg option"),
-    Setting("crf", int, _VIDEO.crf, "x264 constant quality (lower is better)", min=0, max=51),
-    Setting(
-        "preset",
-        str,
-        _VIDEO.preset,
-        "x264 preset",
-        choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"],
-    ),
-    Setting("threads", int, _VIDEO.threads, "encoder threads (0: automatic)", min=0, max=16),
+    *ENCODER_SETTINGS,
     Setting("queue_size", int, 0, "encoder queue in frames (0: one second)", min=0, max=1000),
     Setting("preview_fps", float, 5.0, "preview frames per second (0: off)", min=0, max=30),
     Setting("preview_width", int, 320, "preview width in pixels", min=64, max=1280),

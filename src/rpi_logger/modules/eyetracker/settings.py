@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from rpi_logger.config import Setting
-from rpi_logger.io.sinks.video import SINKS, VideoSettings
-
-_VIDEO = VideoSettings()
+from rpi_logger.io.sinks.video.settings import ENCODER_SETTINGS
 
 SETTINGS = (
     Setting("backend", str, "auto", "eye tracker backend", choices=["auto", "neon", "simulated"]),
@@ -35,17 +33,7 @@ SETTINGS = (
     Setting(
         "reconnect_interval_s", float, 1.0, "seconds between reconnect attempts", min=0.1, max=60
     ),
-    Setting("encoder", str, _VIDEO.encoder, "video encoder", choices=list(SINKS)),
-    Setting("ffmpeg_codec", str, _VIDEO.codec, "encoder used by the ffmpeg option"),
-    Setting("crf", int, _VIDEO.crf, "x264 constant quality (lower is better)", min=0, max=51),
-    Setting(
-        "preset",
-        str,
-        _VIDEO.preset,
-        "x264 preset",
-        choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"],
-    ),
-    Setting("threads", int, _VIDEO.threads, "encoder threads (0: automatic)", min=0, max=16),
+    *ENCODER_SETTINGS,
     Setting("sim_scene_width", int, 1600, "simulated scene width", min=512, max=4096),
     Setting("sim_scene_height", int, 1200, "simulated scene height", min=32, max=3072),
     Setting("sim_scene_fps", float, 30.0, "simulated scene frame rate", min=1, max=120),
