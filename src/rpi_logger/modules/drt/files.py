@@ -15,7 +15,11 @@ from rpi_logger.io.clock_map import TIME_SYNC_COLUMNS, OffsetEstimate, time_sync
 from rpi_logger.io.sinks import CsvSink
 from rpi_logger.modules.drt.sdrt import Stimulus
 
-#: design.md §5 plus ``t_arrival_ns``: when the onset's ``stm>1`` line arrived (the unmapped time).
+#: design.md §5 plus ``t_arrival_ns``: when the onset's ``stm>1`` line arrived (the unmapped
+#: time); ``run``: the device's run in the trial (1, then +1 each time it is restarted after a
+#: re-plug: its ``stimulus`` counter restarts at 1, so (run, stimulus) is unique); for the wDRT,
+#: ``t_device_ms`` is on its block clock (ms since its block started) and ``device_unix`` its
+#: RTC's whole seconds when it sent the stimulus's results.
 DRT_COLUMNS = (
     "stimulus",
     "t_mono_ns",
@@ -26,6 +30,8 @@ DRT_COLUMNS = (
     "clicks",
     "device",
     "t_arrival_ns",
+    "run",
+    "device_unix",
 )
 
 
@@ -41,6 +47,8 @@ def drt_row(s: Stimulus, device: str) -> tuple:
         s.clicks,
         device,
         "" if s.arrival_ns is None else s.arrival_ns,
+        s.run,
+        "" if s.device_unix is None else s.device_unix,
     )
 
 

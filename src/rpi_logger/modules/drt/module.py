@@ -19,8 +19,11 @@ reconnection; the experiment is restarted on the reconnected device.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
+import math
 import time
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from rpi_logger.framework import protocol
@@ -28,6 +31,7 @@ from rpi_logger.framework.base import CommandError, FileRecord, ModuleContext
 from rpi_logger.framework.serial import Line, Link, SerialOptions, SerialSource
 from rpi_logger.framework.serial_module import SerialModule
 from rpi_logger.framework.trial import TrialWindow
+from rpi_logger.io.clock import mono_to_wall
 from rpi_logger.io.serial.ports import USB_IDS
 from rpi_logger.io.sinks.base import SinkError
 from rpi_logger.modules.drt import wdrt
@@ -43,10 +47,11 @@ PENDING_WAIT_S = 3.0
 _TICK_S = 0.005
 _END = b"\n\r"  # the sDRT's command terminator
 WDRT_GAP_S = 0.025  # the wDRT reads a 10 ms chunk as one command: at least 20 ms apart
+_RTC_LEAD_S = 0.3  # set_rtc> goes on a whole second at least this long after the connection
 
 
 class Commands:
-    """What a device type is told (sDRT by default; `wdrt_commands` for the wDRT)."""
+    """What a device type is told (sDRT by default; `WdrtCommands` for the wDRT)."""
 
     start = b"exp_start" + _END
     stop = b"exp_stop" + _END
@@ -54,9 +59,20 @@ class Commands:
     stim_off = b"stim_off" + _END
     get_config = b"get_config" + _END
     battery: bytes | None = None
+    #: Whether the device answers the manual stimulus with ``stm>`` lines (the wDRT does not).
+    echoes_stim = True
+    set_rtc = False
+
+    def __init__(self, iso_preset: bool = False) -> None:
+        self.iso_preset = iso_preset
 
     def settings(self, wanted: dict[str, int]) -> list[bytes]:
+        """The commands applying `wanted` (then `get_config` reads them back)."""
         return [f"set_{k} {v}".encode() + _END for k, v in wanted.items()]
+
+    def expected(self, wanted: dict[str, int]) -> dict[str, str]:
+        """What the device's ``cfg>`` reply must then say."""
+        return {k: str(v) for k, v in wanted.items()}
 
 
 class WdrtCommands(Commands):
@@ -66,9 +82,20 @@ class WdrtCommands(Commands):
     stim_off = b"dev>0" + wdrt.END
     get_config = b"get_cfg>" + wdrt.END
     battery = b"get_bat>" + wdrt.END
+    echoes_stim = False
+    set_rtc = True  # the device's RTC stamps its dta> lines and its own SD card file
 
     def settings(self, wanted: dict[str, int]) -> list[bytes]:
-        return wdrt.set_commands(wanted)
+        """``dev>iso`` for the ISO preset (plus the intensity if not 100 %), else one ``set>``
+        with every pair."""
+        values = wdrt.device_values(wanted)
+        if not self.iso_preset:
+            return [wdrt.set_command(values)]
+        extra = {k: v for k, v in values.items() if wdrt.ISO.get(k) != v}
+        return [b"dev>iso" + wdrt.END] + ([wdrt.set_command(extra)] if extra else [])
+
+    def expected(self, wanted: dict[str, int]) -> dict[str, str]:
+        return {k: str(v) for k, v in wdrt.device_values(wanted).items()}
 
 
 ISO_PRESET = {"lowerISI": 3000, "upperISI": 5000, "stimDur": 1000}
@@ -127,6 +154,8 @@ class DrtModule(SerialModule):
         self._waiting: list[Stimulus] = []  # rows waiting for the fit to settle
         self._exp_start_at: int | None = None
         self._exp_running = False
+        self._run = 1  # the device's run in this trial: +1 at each restart after a re-plug
+        self._rtc_at: float | None = None  # the wall second to send the wDRT's set_rtc> on
 
     @property
     def device_id(self) -> str:
@@ -140,7 +169,7 @@ class DrtModule(SerialModule):
         await self.release_simulator()
         self.config, self.wanted = settings, wanted
         kind = settings.get("device_type", "sDRT")
-        self.cmds = WdrtCommands() if kind == "wDRT" else Commands()
+        self.cmds = (WdrtCommands if kind == "wDRT" else Commands)(settings["iso_preset"])
         options = SerialOptions(
             usb_ids=[USB_IDS[kind]],
             path=settings.get("port") or None,
@@ -160,11 +189,20 @@ class DrtModule(SerialModule):
 
     # -- device work -----------------------------------------------------------------------------
     async def alongside(self, source: SerialSource) -> None:
-        """Start the experiment at the trial's start instant."""
+        """Set the wDRT's clock on a whole second; start the experiment at the trial's start
+        instant (after the clock is set: a wDRT reads no command in a block's first ISI)."""
         while True:
             await asyncio.sleep(_TICK_S)
+            if not self.connected:
+                continue
+            rtc_at = self._rtc_at
+            if rtc_at is not None:
+                if time.time() < rtc_at:
+                    continue
+                self._rtc_at = None
+                source.send(wdrt.rtc_command(round(rtc_at)))
             due = self._exp_start_at
-            if due is not None and time.monotonic_ns() >= due and self.connected:
+            if due is not None and time.monotonic_ns() >= due:
                 self._exp_start_at = None
                 self._exp_running = source.send(self.cmds.start)
 
@@ -185,23 +223,30 @@ class DrtModule(SerialModule):
                     source.send(command)
         if down is not None and self.files is not None:
             self.files.gap(*self.gap_of(down, link))
+        if self.cmds.set_rtc:  # on the next whole UTC second, once the settings are out
+            self._rtc_at = float(math.ceil(time.time() + _RTC_LEAD_S))
         if self._exp_running:  # a re-plugged device starts idle: the trial goes on
             self._exp_start_at = link.t_mono_ns
+            self._run += 1  # its stimulus counter restarts at 1
 
     def on_line(self, line: Line) -> None:
         tracker = self.tracker
         pairs = tracker.fit.points
-        stimulus = tracker.line(line.text, line.t_mono_ns)
+        stimulus = tracker.line(line.text, line.t_mono_ns, mono_to_wall(line.t_mono_ns))
         if line.text.startswith("cfg>"):
             self._check_config()
         if tracker.fit.points != pairs and self.files is not None:
             self.files.time_sync(tracker.fit.estimate(line.t_mono_ns), line.t_mono_ns)
         if stimulus is None:
             return
+        self._add(replace(stimulus, run=self._run))
+
+    def _add(self, stimulus: Stimulus) -> None:
+        """A finished stimulus: counted live, then its row waits for the fit to settle."""
         if self.files is not None and self.files.window.accepts(stimulus.t_mono_ns):
             self.figures.add(stimulus)  # live, before its row waits for the fit
         self._waiting.append(stimulus)
-        if tracker.fit.points >= self.config.get("fit_settle_pairs", 16):
+        if self.tracker.fit.points >= self.config.get("fit_settle_pairs", 16):
             self._flush()
 
     def _flush(self) -> None:
@@ -215,14 +260,11 @@ class DrtModule(SerialModule):
 
     def _check_config(self) -> None:
         got = self.tracker.config
-        keys = wdrt.KEYS if isinstance(self.tracker, WdrtTracker) else {}
-        wrong = {
-            k: got.get(keys.get(k, k))
-            for k, v in self.wanted.items()
-            if got.get(keys.get(k, k)) != str(v)
-        }
-        if wrong:
-            log.warning("sDRT settings not taken: wanted %s, device has %s", self.wanted, got)
+        expected = self.cmds.expected(self.wanted)
+        if any(got.get(k) != v for k, v in expected.items()):
+            log.warning(
+                "%s settings not taken: wanted %s, device has %s", self.tracker.name, expected, got
+            )
 
     # -- trials ----------------------------------------------------------------------------------
     async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
@@ -238,7 +280,7 @@ class DrtModule(SerialModule):
             await files.open(self.announce_file)
         except (SinkError, OSError) as exc:
             raise CommandError(f"DRT: {exc}") from None
-        self.files, self.figures = files, TrialFigures()
+        self.files, self.figures, self._run = files, TrialFigures(), 1
         self._waiting = [s for s in self._waiting if window.accepts(s.t_mono_ns)]
         fit = self.tracker.fit
         if fit.ready:  # the fit in force at the start
@@ -254,13 +296,22 @@ class DrtModule(SerialModule):
         if self._exp_running and self.source is not None:
             self.source.send(self.cmds.stop)
         self._exp_running = False
-        # A stimulus lit before the stop: its trl> line comes up to 2.5 s after the onset.
+        # A stimulus lit before the stop: the sDRT's trl> line comes 2.5 s after the onset; the
+        # wDRT's dta> only at the end of its ISI, so it is written once its hit window is over.
         deadline = time.monotonic() + PENDING_WAIT_S
+        tracker = self.tracker
         while self.connected and time.monotonic() < deadline:
-            pending = self.tracker.pending_onset_ns
+            pending = tracker.pending_onset_ns
             if pending is None or not window.accepts(pending):
                 break
+            if tracker.pending_settled(time.monotonic_ns()):
+                break
             await asyncio.sleep(0.05)
+        pending = tracker.pending_onset_ns
+        if pending is not None and window.accepts(pending):
+            last = tracker.close_pending()
+            if last is not None:
+                self._add(replace(last, run=self._run))
         self._flush()
         self.files = None
         return await files.close()
@@ -273,12 +324,28 @@ class DrtModule(SerialModule):
 
     async def cmd_stim_on(self) -> dict[str, Any]:
         """Light the stimulus (for setting up a study)."""
-        return self._send(self.cmds.stim_on)
+        return self._manual(True)
 
     async def cmd_stim_off(self) -> dict[str, Any]:
-        return self._send(self.cmds.stim_off)
+        """Dark the stimulus."""
+        return self._manual(False)
+
+    def _manual(self, on: bool) -> dict[str, Any]:
+        result = self._send(self.cmds.stim_on if on else self.cmds.stim_off)
+        if not self.cmds.echoes_stim:  # the wDRT sends no stm> for it: we say what we did
+            self.tracker.stim_on = on
+        return result
 
     # -- status ----------------------------------------------------------------------------------
+    def _device_time(self) -> dict[str, Any] | None:
+        """The wDRT's RTC at its last ``rtc>`` reply and its difference from the host's wall
+        clock then (the reply's latency included: a few ms)."""
+        rtc = getattr(self.tracker, "rtc_unix", None)
+        if rtc is None:
+            return None
+        iso = datetime.datetime.fromtimestamp(rtc, datetime.UTC).isoformat(timespec="milliseconds")
+        return {"utc": iso, "minus_host_s": self.tracker.rtc_minus_host_s}
+
     def status(self) -> dict[str, Any]:
         source = self.source
         if source is None:
@@ -293,6 +360,7 @@ class DrtModule(SerialModule):
             "config": dict(self.tracker.config),
             "stimulus_on": self.tracker.stim_on,
             "battery_percent": getattr(self.tracker, "battery", None),
+            "device_time": self._device_time(),
             "trial": self.figures.as_dict() if self.files is not None else None,
             "clock": {"mapped": self.tracker.mapped, "pairs": fit.points, "drift_ppm": None}
             | ({"drift_ppm": round(fit.drift_ppm, 2)} if fit.points > 1 else {}),

@@ -13,6 +13,7 @@ show what the mapping buys). Classification (the firmware does none): `classify`
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 
 from rpi_logger.io.clock_fit import DriftFit
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 HIT_MIN_MS = 100
 HIT_MAX_MS = 2500
 MS = 1_000_000
+LOG_EVERY_S = 5.0
+#: A pair this far off the fit means the device clock restarted, not latency.
+CLOCK_JUMP_NS = 1_000_000_000
+KEEP_FITS = 4
 
 
 def classify(rt_ms: float | None) -> str:
@@ -46,22 +51,31 @@ class Stimulus:
     result: str
     clicks: int
     arrival_ns: int | None  # when its ``stm>1`` arrived (None if that line was lost)
+    block: int = 0  # the wDRT's block (its clock restarts at each): which fit maps it
+    device_unix: int | None = None  # the wDRT's RTC (whole s) when its results were sent
+    run: int = 1  # the device's run in the trial: +1 when it restarts after a re-plug
 
 
 class SdrtTracker:
     """Feeds on the sDRT's lines (text, host arrival); `line` returns a finished `Stimulus`."""
 
+    name = "sDRT"
+
     def __init__(self, *, mapped: bool = True, fit: DriftFit | None = None) -> None:
         self.mapped = mapped
         self.fit = fit or DriftFit(source="sDRT trl/stm")
         self.malformed = 0
+        self._last_log = -LOG_EVERY_S
         self.clicks = 0  # presses since the last stimulus record
         self.stim_on = False
         self.config: dict[str, str] = {}
         self._onset_arrival: int | None = None
         self._click_arrival: int | None = None  # the first press after the onset
+        self._block = 0  # +1 each time the device clock restarts: a new fit
+        self._fits: dict[int, DriftFit] = {0: self.fit}
 
-    def line(self, text: str, t_mono_ns: int) -> Stimulus | None:
+    def line(self, text: str, t_mono_ns: int, t_wall: float | None = None) -> Stimulus | None:
+        """One line and its host arrival (`t_wall`: the same instant on the wall clock)."""
         key, sep, value = text.partition(">")
         if not sep:
             return self._bad(text)
@@ -92,6 +106,8 @@ class SdrtTracker:
         click, self._click_arrival = self._click_arrival, None
         # The firmware truncates to whole ms: the onset lies in [ms, ms + 1), centre it.
         device_ns = onset_ms * MS + MS // 2
+        if arrival is not None and self._clock_jumped(device_ns, arrival):
+            self._new_block()
         if arrival is not None:
             self.fit.add(device_ns, arrival)
         if click is not None and rt >= 0:  # onset_ms + rt_ms is the press on the device clock
@@ -103,26 +119,61 @@ class SdrtTracker:
         else:
             return self._bad(text)  # neither a fit nor an arrival: no host time for it
         rt_ms = None if rt < 0 else rt
-        return Stimulus(number, t, onset_ms, rt_ms, classify(rt_ms), self.clicks, arrival)
+        return Stimulus(
+            number, t, onset_ms, rt_ms, classify(rt_ms), self.clicks, arrival, block=self._block
+        )
 
     def remap(self, stimulus: Stimulus) -> Stimulus:
-        """The stimulus with its onset mapped by the fit as it is now (at a trial's end, with
-        every pair of the trial in the fit: the first stimuli get the drift too)."""
-        if not (self.mapped and self.fit.ready):
+        """The stimulus with its onset mapped by its clock's fit as it is now (at a trial's end,
+        with every pair of the trial in the fit: the first stimuli get the drift too)."""
+        fit = self._fits.get(stimulus.block)
+        if not (self.mapped and fit is not None and fit.ready):
             return stimulus
-        t = self.fit.to_host(stimulus.t_device_ms * MS + MS // 2)
-        return replace(stimulus, t_mono_ns=t)
+        return replace(stimulus, t_mono_ns=fit.to_host(self.device_ns_of(stimulus)))
+
+    def device_ns_of(self, stimulus: Stimulus) -> int:
+        """A stimulus's onset on the device clock, in ns (the centre of its whole ms)."""
+        return stimulus.t_device_ms * MS + MS // 2
+
+    # -- the device clock ------------------------------------------------------------------------
+    def _clock_jumped(self, device_ns: int, arrival: int) -> bool:
+        """The device clock restarted (a power-cycled device counts from 0 again): a pair
+        more than `CLOCK_JUMP_NS` off the fit cannot be latency."""
+        fit = self.fit
+        return fit.ready and abs(arrival - fit.to_host(device_ns)) > CLOCK_JUMP_NS
+
+    def _new_block(self) -> None:
+        """A new device clock: a fit of its own (rows keep the fit of their own clock)."""
+        self._block += 1
+        self.fit = DriftFit(source=f"{self.name} clock {self._block}")
+        self._fits[self._block] = self.fit
+        for old in [b for b in self._fits if b <= self._block - KEEP_FITS]:
+            del self._fits[old]
 
     @property
     def pending_onset_ns(self) -> int | None:
         """The arrival of a lit stimulus's ``stm>1`` whose ``trl>`` line has not come yet."""
         return self._onset_arrival
 
+    def pending_settled(self, now_ns: int) -> bool:
+        """Whether a stop may stop waiting for the lit stimulus (sDRT: only its ``trl>``)."""
+        return False
+
+    def close_pending(self) -> Stimulus | None:
+        """The lit stimulus at a trial's stop, when it can be written without its last line
+        (sDRT: never; its ``trl>`` carries its onset)."""
+        return None
+
     def link_lost(self) -> None:
         """The link dropped: a lit stimulus's ``trl>`` will not pair with its ``stm>1``."""
         self._onset_arrival, self._click_arrival, self.stim_on = None, None, False
 
     def _bad(self, text: str) -> None:
+        """A line we cannot use: counted; logged at most every `LOG_EVERY_S` (a flood of junk
+        must not flood the log)."""
         self.malformed += 1
-        log.warning("sDRT: malformed line %r (%d so far)", text[:80], self.malformed)
+        now = time.monotonic()
+        if now - self._last_log >= LOG_EVERY_S:
+            self._last_log = now
+            log.warning("%s: malformed line %r (%d so far)", self.name, text[:80], self.malformed)
         return None
