@@ -230,7 +230,7 @@ class SerialSource(ThreadedSource[SerialEvent, PortInfo | None]):
                     continue
                 raise _LinkLost(f"silent for {silent:g} s", last) from None
             except OSError as exc:
-                raise _LinkLost(str(exc) or type(exc).__name__, last) from None
+                raise _LinkLost(_lost_reason(exc), last) from None
             if not chunk:
                 raise _LinkLost("end of stream", last)
             probed = False
@@ -288,6 +288,15 @@ class SerialSource(ThreadedSource[SerialEvent, PortInfo | None]):
             self.serial_stats.commands += 1
             if gap:
                 await asyncio.sleep(gap)
+
+
+def _lost_reason(exc: OSError) -> str:
+    """A short reason for a failed read, for the log, the status and the gap in the manifest
+    (pyserial says a vanished device "reports readiness to read but returned no data ...")."""
+    text = str(exc)
+    if "returned no data" in text:
+        return "unplugged (the port returned no data)"
+    return text or type(exc).__name__
 
 
 class _LinkLost(Exception):

@@ -224,7 +224,8 @@ class GpsModule(SerialModule):
         stop = window.stop_ns if window.stop_ns is not None else time.monotonic_ns()
         open_gap = self.open_gap(stop)
         if open_gap is not None:
-            stream.gap(*open_gap)
+            start, end, reason = open_gap
+            stream.gap(start, end, None, reason)
         else:
             self._quiet_gap(stream, stop)
 
