@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from rpi_logger.config import load_settings
 from rpi_logger.framework.base import COMMON_SETTINGS, ModuleContext, SessionInfo
@@ -130,3 +133,52 @@ async def test_settings_read_back_and_manual_stimulus(tmp_path: Path) -> None:
         await m.cmd_stim_off()
         await until(lambda: not m.status()["devices"][0]["stimulus_on"])
         assert sim.config["stimDur"] == 700
+
+
+async def test_unplug_and_malformed_lines_mid_trial(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """About 19 s on the sDRT: after the first stimulus, binary noise, a truncated ``trl>`` and
+    a flood of junk lines (counted, logged a few times, never fatal), then the pty closed for
+    3 s: reconnected, the gap in the manifest record, the experiment restarted (``run`` 2, its
+    counter from 1 again), rows on both sides mapped onto the host schedule."""
+    caplog.set_level(logging.WARNING)
+    async with running(tmp_path) as (module, sim):
+        window = TrialWindow(1, time.monotonic_ns() + S // 5)
+        module.trial = window
+        await module.start_trial(window)
+        await until(lambda: module.figures.as_dict()["stimuli"] >= 1, timeout=12)
+        sim.send_raw(b"\xff\xfe\x00\x81garbage\r\n")
+        sim.send_raw(b"trl>12,3\r\n" + b"zzz>junk\r\n" * 300)
+        await asyncio.sleep(0.3)
+        unplugged = time.monotonic_ns()
+        sim.unplug(3.0)
+        await until(lambda: any(s.run == 2 for s in module._waiting), timeout=14)
+        window.stop_ns = time.monotonic_ns()
+        records = await module.stop_trial(window)
+        module.trial = None
+        status = module.status()["devices"][0]
+        onsets = list(sim.onsets)
+        starts = sim.commands.count("exp_start")
+    assert status["connected"] and status["disconnects"] == 1 and status["error"] is None
+    assert status["malformed"] >= 100  # a flood may also lose lines in the hand-off
+    assert len([r for r in caplog.records if "malformed" in r.getMessage()]) <= 4
+    drt_record = next(r for r in records if Path(r.path).name == "trial001_drt.csv")
+    [gap] = drt_record.extra["gaps"]
+    assert gap["reason"].startswith("disconnected") and drt_record.extra["disconnects"] == 1
+    assert gap["start_mono_ns"] < unplugged + S and gap["end_mono_ns"] > unplugged + 3 * S
+    drt = rows(tmp_path / "DRT/sDRT/trial001_drt.csv")
+    assert starts == 2  # exp_start again after the re-plug: the device back in the trial
+    # The stimulus lit as the cable was pulled may still come (its trl> line was on its way).
+    assert [(r["run"], r["stimulus"]) for r in drt] in (
+        [("1", "1"), ("2", "1")],
+        [("1", "1"), ("1", "2"), ("2", "1")],
+    )
+    first, last = drt[0], drt[-1]
+    assert int(first["t_mono_ns"]) < gap["start_mono_ns"] < gap["end_mono_ns"]
+    assert int(last["t_mono_ns"]) > gap["end_mono_ns"]
+    times = [int(r["t_mono_ns"]) for r in drt]
+    assert times == sorted(times)
+    for row, true in zip((first, last), (onsets[0], onsets[-1]), strict=True):
+        assert abs(int(row["t_mono_ns"]) - true) < 5_000_000  # a few pairs only
+        assert row["result"] == "hit" and int(row["rt_ms"]) == response_ms(1)

@@ -154,7 +154,8 @@ class DrtModule(SerialModule):
         self._waiting: list[Stimulus] = []  # rows waiting for the fit to settle
         self._exp_start_at: int | None = None
         self._exp_running = False
-        self._run = 1  # the device's run in this trial: +1 at each restart after a re-plug
+        self._restarts: list[int] = []  # when the experiment was restarted in this trial
+        self._restart_due = False
         self._rtc_at: float | None = None  # the wall second to send the wDRT's set_rtc> on
 
     @property
@@ -205,6 +206,9 @@ class DrtModule(SerialModule):
             if due is not None and time.monotonic_ns() >= due:
                 self._exp_start_at = None
                 self._exp_running = source.send(self.cmds.start)
+                if self._restart_due and self._exp_running:
+                    self._restart_due = False
+                    self._restarts.append(time.monotonic_ns())
 
     def on_disconnected(self, link: Link) -> None:
         self.tracker.link_lost()
@@ -227,7 +231,7 @@ class DrtModule(SerialModule):
             self._rtc_at = float(math.ceil(time.time() + _RTC_LEAD_S))
         if self._exp_running:  # a re-plugged device starts idle: the trial goes on
             self._exp_start_at = link.t_mono_ns
-            self._run += 1  # its stimulus counter restarts at 1
+            self._restart_due = True  # its stimulus counter restarts at 1: a new run
 
     def on_line(self, line: Line) -> None:
         tracker = self.tracker
@@ -239,10 +243,14 @@ class DrtModule(SerialModule):
             self.files.time_sync(tracker.fit.estimate(line.t_mono_ns), line.t_mono_ns)
         if stimulus is None:
             return
-        self._add(replace(stimulus, run=self._run))
+        self._add(stimulus)
 
     def _add(self, stimulus: Stimulus) -> None:
-        """A finished stimulus: counted live, then its row waits for the fit to settle."""
+        """A finished stimulus: counted live, then its row waits for the fit to settle. Its
+        run: 1 + the restarts before its onset (a stimulus lit before a restart, whose line
+        comes after it, is of the run before)."""
+        run = 1 + sum(1 for t in self._restarts if t <= stimulus.t_mono_ns)
+        stimulus = replace(stimulus, run=run)
         if self.files is not None and self.files.window.accepts(stimulus.t_mono_ns):
             self.figures.add(stimulus)  # live, before its row waits for the fit
         self._waiting.append(stimulus)
@@ -280,7 +288,8 @@ class DrtModule(SerialModule):
             await files.open(self.announce_file)
         except (SinkError, OSError) as exc:
             raise CommandError(f"DRT: {exc}") from None
-        self.files, self.figures, self._run = files, TrialFigures(), 1
+        self.files, self.figures = files, TrialFigures()
+        self._restarts, self._restart_due = [], False
         self._waiting = [s for s in self._waiting if window.accepts(s.t_mono_ns)]
         fit = self.tracker.fit
         if fit.ready:  # the fit in force at the start
@@ -311,7 +320,7 @@ class DrtModule(SerialModule):
         if pending is not None and window.accepts(pending):
             last = tracker.close_pending()
             if last is not None:
-                self._add(replace(last, run=self._run))
+                self._add(last)
         self._flush()
         self.files = None
         return await files.close()
