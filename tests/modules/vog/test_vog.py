@@ -15,8 +15,13 @@ from typing import Any
 import pytest
 
 from rpi_logger.config import load_settings
-from rpi_logger.framework.base import COMMON_SETTINGS, CommandError, FileRecord, ModuleContext
-from rpi_logger.framework.base import SessionInfo
+from rpi_logger.framework.base import (
+    COMMON_SETTINGS,
+    CommandError,
+    FileRecord,
+    ModuleContext,
+    SessionInfo,
+)
 from rpi_logger.framework.discovery import discover_modules
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.modules.vog.module import VogModule
@@ -261,7 +266,7 @@ async def test_unplug_mid_trial(tmp_path: Path) -> None:
             unplugged = time.monotonic_ns()
             sim.unplug(3.0)
 
-        rows, record, window = await record_trial(module, 7.0, unplug)
+        rows, record, _ = await record_trial(module, 7.0, unplug)
         assert sim.experiments == 2 and module.status()["devices"][0]["disconnects"] == 1
     [gap] = record.extra["gaps"]
     assert gap["reason"].startswith("disconnected")

@@ -6,7 +6,8 @@ Read through the one serial transport, found by USB VID:PID or at a configured p
 too: the goggles restart idle) the mode and its times are sent, the experiment is started (a
 trial only runs inside one) and the settings are read back; the status shows the device's.
 
-Modes (`mode`): **cycle** open `open_ms`, closed `closed_ms`, repeating from the trial's start;
+Modes (`mode`): **cycle** open `open_ms`, closed `closed_ms`, repeating from the trial's start
+(a press of the participant's button ends the goggles' trial: task done);
 **peek** closed, each press of the participant's button opens for `open_ms` (a press within
 `closed_ms` of the last close waits); **eBlindfold** open from the trial's start until the
 participant's press, which ends the goggles' trial (TSOT = search time; opens at most 65.5 s);

@@ -32,7 +32,7 @@ class Reply:
     kind: str
     lens: str = "X"
     is_open: bool = False
-    totals: tuple[int, int, int, int] | None = None
+    totals: tuple[int, ...] | None = None
     config: dict[str, str] = field(default_factory=dict)
     value: int | None = None
     text: str = ""
