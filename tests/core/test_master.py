@@ -245,7 +245,11 @@ async def test_events_requests_and_final_health(tmp_path: Path, module_dir: Path
             await master.request("Ticker", "start_trial", {"at_mono_ns": 0, "trial": 1})
         with pytest.raises(MasterError, match="unknown command"):
             await master.request("Ticker", "add_note", {"text": "x"})
-        assert (await master.request("ticker", "status"))["state"] == "idle"
+        ticker = await master.request("ticker", "status")
+        assert ticker["state"] == "idle"
+        # Configured once, by the master: not also from config.txt at start (a device opened
+        # twice: a Neon's discovery twice).
+        assert ticker["configured"] == 1, ticker
         session = await master.start_session()
         await master.start_trial()
         await asyncio.sleep(0.6)

@@ -141,6 +141,7 @@ class ModuleRegistry:
             on_event=self._on_event,
             on_exit=self._on_exit,
             log_level=cfg.log_level,
+            master_configures=True,
         )
         entry.proc = proc
         self._tg.create_task(proc.run(), name=f"module-{entry.name}")

@@ -60,8 +60,11 @@ class ModuleProcess:
         on_event: Callable[[ModuleProcess, protocol.Event], None] | None = None,
         on_exit: Callable[[ModuleProcess, str], None] | None = None,
         log_level: str = "INFO",
+        master_configures: bool = False,
     ) -> None:
         self.spec = spec
+        #: The caller sends `configure` right after the start: the module waits for it.
+        self.master_configures = master_configures
         self.name = spec.name
         self.simulate = simulate
         self.extra_dirs = extra_dirs or []
@@ -99,6 +102,8 @@ class ModuleProcess:
         ]
         if self.simulate:
             cmd.append("--simulate")
+        if self.master_configures:
+            cmd.append("--master-configures")
         return cmd
 
     async def run(self) -> None:

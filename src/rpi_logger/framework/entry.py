@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run under the master (strict protocol, no shorthand)",
     )
     parser.add_argument(
+        "--master-configures",
+        action="store_true",
+        help="wait for the master's configure instead of configuring from config.txt at start",
+    )
+    parser.add_argument(
         "--debug-loop",
         action="store_true",
         help="asyncio debug mode: name slow callbacks in the log",
@@ -83,7 +88,12 @@ def run(args: argparse.Namespace) -> int:
         return await load_settings_async(spec.config_path, schema)
 
     try:
-        return run_module(module, settings, debug=args.debug_loop)
+        return run_module(
+            module,
+            settings,
+            debug=args.debug_loop,
+            configure_at_start=not args.master_configures,
+        )
     except ConfigError as exc:
         print(f"rpi-logger module {spec.name}: {exc}", file=sys.stderr)
         return 2

@@ -70,9 +70,16 @@ class ModuleRuntime:
     start_tolerance_ns: int = START_TOLERANCE_NS
 
     def __init__(
-        self, module: Module, settings_loader: Callable[[], Awaitable[dict]] | None = None
+        self,
+        module: Module,
+        settings_loader: Callable[[], Awaitable[dict]] | None = None,
+        *,
+        configure_at_start: bool = True,
     ):
         self.module = module
+        # Under the master, its configure (with its overrides) comes first: configuring from
+        # config.txt as well would open every device twice (a Neon's discovery, twice).
+        self._configure_at_start = configure_at_start
         module.runtime = self
         self.context = module.context
         self.state = "idle"
@@ -114,7 +121,7 @@ class ModuleRuntime:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_shutdown, sig.name)
         try:
-            if self._settings_loader is not None:
+            if self._settings_loader is not None and self._configure_at_start:
                 try:
                     await self._configure({}, self.context.simulate)
                 except CommandError as exc:
@@ -537,7 +544,8 @@ def run_module(
     module: Module,
     settings_loader: Callable[[], Awaitable[dict]] | None = None,
     debug: bool = False,
+    configure_at_start: bool = True,
 ) -> int:
     """Process entry: run the module's runtime on a fresh event loop."""
-    runtime = ModuleRuntime(module, settings_loader)
+    runtime = ModuleRuntime(module, settings_loader, configure_at_start=configure_at_start)
     return asyncio.run(runtime.run(), debug=debug)
