@@ -194,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     nte = sub.add_parser("note", help="add a note to a running master (through its HTTP API)")
     nte.add_argument("text", help="the note's text")
     nte.add_argument("--url", default=None, help=f"the master's address (default {DEFAULT_URL})")
+    nte.add_argument(
+        "--token",
+        default=None,
+        help="the master's token (default: $RPI_LOGGER_TOKEN, else the token file the master "
+        "made in the config folder)",
+    )
 
     mods = sub.add_parser(
         "modules", parents=[finding], help="list discovered modules and why any were rejected"
@@ -375,8 +381,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_note(args: argparse.Namespace) -> int:
-    """POST the note to the master's API; the token (if the master made one) is read from the
-    state folder."""
+    """POST the note to the master's API, with the token given, or in $RPI_LOGGER_TOKEN, or in
+    the token file the master made (a master on another machine: pass its token)."""
     import urllib.error
     import urllib.request
 
@@ -384,7 +390,7 @@ def cmd_note(args: argparse.Namespace) -> int:
 
     url = (args.url or DEFAULT_URL).rstrip("/") + "/api/v1/notes"
     headers = {"Content-Type": "application/json"}
-    token = read_token(token_path())
+    token = args.token or os.environ.get("RPI_LOGGER_TOKEN") or read_token(token_path())
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(

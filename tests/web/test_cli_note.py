@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -52,3 +53,27 @@ async def test_note_reads_the_token(tmp_path: Path, module_dir: Path, monkeypatc
         code, _out, err = await _note("with token", "--url", url)
         assert code == 0, err
         await s.master.end_session()
+
+
+async def test_note_takes_a_token_given(tmp_path: Path, module_dir: Path) -> None:
+    """A master whose token is not in this user's config folder (another user's, another
+    machine's): refused in one line without it; `--token` or $RPI_LOGGER_TOKEN get through."""
+    config = web_config(tmp_path, module_dir)
+    config.state_path = tmp_path / "elsewhere" / "state.json"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "empty-config")}
+    async with serving(config, "0.0.0.0", 0, False) as s:
+        await s.master.start_modules(["Notes"])
+        await s.master.start_session()
+        url = "http://127.0.0.1:" + s.url.rsplit(":", 1)[1]
+        code, _out, err = await _note("no token", "--url", url, env=env)
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        assert s.token is not None
+        code, _out, err = await _note("given", "--url", url, "--token", s.token, env=env)
+        assert code == 0, err
+        code, _out, err = await _note(
+            "from env", "--url", url, env={**env, "RPI_LOGGER_TOKEN": s.token}
+        )
+        assert code == 0, err
+        texts = [n["text"] for n in (await s.master.request("Notes", "get_notes"))["notes"]]
+        await s.master.end_session()
+    assert texts == ["given", "from env"]
