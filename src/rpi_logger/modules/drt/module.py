@@ -1,9 +1,13 @@
-"""The DRT module: an sDRT (ISO 17488 detection response task) recorded on the host clock.
+"""The DRT module: an sDRT or wDRT (ISO 17488 detection response task) recorded on the host clock.
 
 The device is read through the one serial transport (`framework.serial.SerialSource`), found by
 its USB VID:PID or at a configured port; with ``--simulate`` the simulated sDRT behind a pty
 (design.md §7) takes its place. On every connection the settings are sent (the ISO preset or the
-custom ISI, stimulus duration, intensity) and read back from the device's ``cfg>`` reply.
+custom ISI, stimulus duration, intensity) and read back from the device's ``cfg>`` reply; the
+wDRT gets ``dev>iso`` for the preset or one ``set>K:V,...`` for custom values, and its clock
+set with ``set_rtc>`` on the next whole UTC second (status: ``device_time``, its RTC and its
+difference from the host's wall clock), before any experiment (re)start, since a wDRT reads no
+command during a block's first ISI.
 
 Each trial starts the device's experiment at the trial's start (``exp_start`` at
 ``at_mono_ns``) and stops it at its stop; a stimulus lit before the stop gets its ``trl>`` line
@@ -13,7 +17,15 @@ through the device clock fit (`io.clock_fit.DriftFit`). A row waits until the fi
 line's latency; rows still waiting at the trial's stop are written with the fit as it is then
 (a crash before then loses only those). ``trialNNN_time_sync.csv`` gets the fit in force at the
 start and each refit. An unplug is a gap in both files, from the last line before it to the
-reconnection; the experiment is restarted on the reconnected device.
+reconnection; the experiment is restarted on the reconnected device, whose stimulus counter
+restarts at 1: rows carry ``run`` (1 + the restarts before their onset), so (run, stimulus) is
+unique. A device clock that jumps (a power-cycled device) gets a fit of its own.
+
+The wDRT (`wdrt`) reports a stimulus's results at the END of its ISI: its row waits one ISI. At a
+trial's stop (``trl>0``) the lit stimulus's ``dta>`` is not awaited (up to ISIH after onset):
+once its hit window (2.5 s) is over, it is written from its own lines (onset, ``rt>``, clicks
+so far), with ``device_unix`` empty; a press after that is not in the trial. Malformed lines are
+counted (status ``malformed``) and logged at most every 5 s, never fatal.
 """
 
 from __future__ import annotations

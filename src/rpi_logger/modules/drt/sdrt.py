@@ -4,8 +4,9 @@ The sDRT reports a stimulus in pieces: ``stm>1`` when it lights (no time in it),
 button press, ``stm>0`` when it goes dark, and later ``trl>onset_ms,trial,rt_ms`` with the
 onset on its own millisecond clock (rt -1: no response). `SdrtTracker` pairs each ``trl>``
 with the arrival of its ``stm>1``, and a response's ``onset_ms + rt_ms`` with the arrival of its
-first ``clk>``: those pairs feed the lower-envelope fit (`rpi_logger.io.clock_fit.DriftFit`),
-and the onset is mapped through the fit as refitted then.
+first ``clk>``, and its ``stm>0`` with the press or, for a miss, onset + stimDur (a firmware
+late to dark it only looks like more latency): those pairs feed the lower-envelope fit
+(`rpi_logger.io.clock_fit.DriftFit`), and the onset is mapped through the fit as refitted then.
 With ``mapped=False`` the onset is the ``stm>1`` arrival time (the peer logger's way; kept to
 show what the mapping buys). Classification (the firmware does none): `classify`.
 """
@@ -71,6 +72,7 @@ class SdrtTracker:
         self.config: dict[str, str] = {}
         self._onset_arrival: int | None = None
         self._click_arrival: int | None = None  # the first press after the onset
+        self._off_arrival: int | None = None  # the stimulus went dark
         self._block = 0  # +1 each time the device clock restarts: a new fit
         self._fits: dict[int, DriftFit] = {0: self.fit}
 
@@ -83,7 +85,9 @@ class SdrtTracker:
             self.stim_on = value == "1"
             if self.stim_on:
                 self._onset_arrival, self.clicks = t_mono_ns, 0
-                self._click_arrival = None
+                self._click_arrival = self._off_arrival = None
+            elif self._onset_arrival is not None and self._off_arrival is None:
+                self._off_arrival = t_mono_ns
         elif key == "clk":
             if self._click_arrival is None and self._onset_arrival is not None:
                 self._click_arrival = t_mono_ns
@@ -112,6 +116,10 @@ class SdrtTracker:
             self.fit.add(device_ns, arrival)
         if click is not None and rt >= 0:  # onset_ms + rt_ms is the press on the device clock
             self.fit.add(device_ns + rt * MS, click)
+        off, self._off_arrival = self._off_arrival, None
+        off_ms = self._off_ms(rt)
+        if off is not None and off_ms is not None:  # dark at the press or after stimDur
+            self.fit.add(device_ns + off_ms * MS, off)
         if self.mapped and self.fit.ready:
             t = self.fit.to_host(device_ns)
         elif arrival is not None:
@@ -122,6 +130,14 @@ class SdrtTracker:
         return Stimulus(
             number, t, onset_ms, rt_ms, classify(rt_ms), self.clicks, arrival, block=self._block
         )
+
+    def _off_ms(self, rt: int) -> int | None:
+        """When the stimulus went dark, in ms after its onset: at a press while lit, else after
+        stimDur (the firmware may be late to dark it: that only looks like more latency)."""
+        dur = self.config.get("stimDur", "")
+        if not dur.isdigit():
+            return rt if rt >= 0 else None
+        return rt if 0 <= rt < int(dur) else int(dur)
 
     def remap(self, stimulus: Stimulus) -> Stimulus:
         """The stimulus with its onset mapped by its clock's fit as it is now (at a trial's end,
