@@ -25,8 +25,11 @@ EXIT_INTERRUPTED = 130
 
 
 def _say(text: str) -> None:
-    # Progress goes to stderr: stdout's last line is the session folder, for scripts.
-    print(text, file=sys.stderr, flush=True)
+    # Progress goes to stderr: stdout's last line is the session folder, for scripts. One
+    # write, the newline included: print() writes it separately, and the log listener thread
+    # may write a line in between ("...: disk full12:56:56 INFO ...").
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 @dataclass(slots=True)

@@ -75,6 +75,8 @@ class ModuleProcess:
         self.health = ProcessHealth()
         self.exit_reason: str | None = None
         self.stopping = False
+        #: It answered `quit`: it is exiting and owes no more heartbeats (see _watchdog).
+        self.quit_answered = False
         self._pending: dict[int, asyncio.Future[protocol.Reply]] = {}
         self._next_id = 1
         self._exited = asyncio.Event()
@@ -248,7 +250,10 @@ class ModuleProcess:
             tick = now
             silent = now - self.health.last_heartbeat
             limit = HEARTBEAT_TIMEOUT_S if self.health.alive_seen else STARTUP_TIMEOUT_S
-            if silent > limit and self.proc and self.proc.returncode is None:
+            # A module that answered `quit` stops heartbeating as it exits (its threads finish
+            # their last flushes): the stop escalation owns it then, not the hang check.
+            hung = silent > limit and not self.quit_answered
+            if hung and self.proc and self.proc.returncode is None:
                 self.exit_reason = f"hung: no heartbeat for {silent:.1f} s"
                 log.error("%s: %s; killing it", self.name, self.exit_reason)
                 with contextlib.suppress(ProcessLookupError):
@@ -293,6 +298,7 @@ class ModuleProcess:
             return
         with contextlib.suppress(ModuleError):
             await self.request("quit", timeout=quit_timeout)
+            self.quit_answered = True
         await stop_process(
             self.proc,
             escalation(quit_timeout, term_timeout, kill_timeout),

@@ -116,6 +116,7 @@ def test_ctrl_c_just_before_a_trials_stop(tmp_path: Path) -> None:
     finally:
         rec.finish()
     assert not rec.timed_out and not rec.survivors, (rec.hang_state, rec.survivors)
+    assert rec.returncode == 130, rec.stderr[-3000:]  # interrupted, said so
     assert "Traceback" not in rec.stderr, rec.stderr[-3000:]
     session = rec.session_dir()
     assert session is not None
@@ -138,8 +139,9 @@ def _min_free_mb() -> float:
 
 @pytest.mark.timeout(120)
 def test_disk_fills_during_a_serial_trial(tmpfs: Callable[[int], Path]) -> None:  # noqa: F811
-    """The disk fills 1 s into a serial trial: one line says "disk full", the run ends well
-    within 20 s, the session says it, and no trial is left "recording"."""
+    """The disk fills 1 s into a serial trial: one whole line says "disk full" (not run into a
+    log line), the run ends well within 20 s, the session says it, and no trial is left
+    "recording"."""
     mount = tmpfs(int(_min_free_mb()) + 16)
     rec = Recording(record_args(mount / "data", "DRT,VOG,GPS", 6.0), mount / "data", 60)
     rec.start()
@@ -156,8 +158,9 @@ def test_disk_fills_during_a_serial_trial(tmpfs: Callable[[int], Path]) -> None:
     assert started, rec.stderr[-3000:]
     assert not rec.timed_out and rec.exit_ns is not None
     took = (rec.exit_ns - full_ns) / 1e9
-    full_lines = [line for line in rec.stderr.splitlines() if "disk full" in line.lower()]
-    assert rec.returncode not in (0, None) and full_lines and took < 20, (took, rec.stderr)
+    said = rec.stderr.splitlines()
+    assert rec.returncode not in (0, None) and took < 20, (took, rec.stderr)
+    assert "rpi-logger record: recording stopped: disk full" in said, rec.stderr
     assert "Traceback" not in rec.stderr
     session = rec.session_dir()
     assert session is not None
