@@ -53,6 +53,9 @@ class SerialModule(Module):
         self.connected = False
         self.error: str | None = None
         self._down: Link | None = None
+        #: The last disconnection that ended (`gap_of` it): a trial that opens its file only
+        #: once the device is back (`require_connected` waited) still records it.
+        self.last_gap: tuple[int, int, str] | None = None
         self._changed = asyncio.Event()
         self._up = asyncio.Event()
 
@@ -137,6 +140,8 @@ class SerialModule(Module):
             return
         self._up.set()
         down, self._down = self._down, None
+        if down is not None:
+            self.last_gap = self.gap_of(down, link)
         self.on_connected(link, down)
 
     @abc.abstractmethod

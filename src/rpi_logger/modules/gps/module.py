@@ -204,6 +204,9 @@ class GpsModule(SerialModule):
         except (SinkError, OSError) as exc:
             raise CommandError(f"GPS: {exc}") from None
         self.stream, self.disconnects_in_trial, self.quiet_gaps_in_trial = stream, 0, 0
+        if self.last_gap is not None:  # back only after the start (the wait above): a gap
+            start, end, reason = self.last_gap
+            stream.gap(start, end, None, reason)  # clipped to the trial; an older one is ignored
         return {"device": self.device_id}
 
     async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
