@@ -169,13 +169,20 @@ async def test_a_frozen_fix_and_a_lost_fix_read_back_from_the_csv(tmp_path: Path
     """The receiver repeats its last fix for 4 s, then reports no fix for 2 s: each row says how
     old its fix was at arrival, `stale` = 1 once that passes `stale_s`, and the no-fix seconds
     are one row each, valid = 0, without a position."""
+    frozen_status: list[dict[str, Any]] = []
+
+    def lose_fix() -> None:
+        frozen_status.append(module.status()["devices"][0])  # the live view agrees
+        sim.lose_fix(2)
+
     async with recording(tmp_path, stale_s=2) as (module, sim):
         _, record = await trial(
             module,
             (2.5, lambda: sim.freeze(4)),
-            (4.5, lambda: sim.lose_fix(2)),
+            (4.5, lose_fix),
             (3.0, None),
         )
+    assert frozen_status[0]["stale"] and frozen_status[0]["fix"]["age_s"] > 2
     rows = gps_rows(tmp_path)
     assert record.frames == len(rows)
     ages = [float(r["age_s"]) for r in rows]

@@ -63,11 +63,19 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+def fix_age(fix: Fix | None) -> float | None:
+    """How old a fix was when its first sentence arrived (s): arrival wall time minus its UTC
+    time; None when the receiver gave no time."""
+    if fix is None or fix.t_fix_unix is None:
+        return None
+    return round(mono_to_wall(fix.t_mono_ns) - fix.t_fix_unix, 3)
+
+
 def gps_row(fix: Fix, stale_s: float = 5.0, previous_ns: int | None = None) -> tuple:
     """The CSV row of a fix (empty cells for what the receiver did not say); `previous_ns` is
     the arrival of the fix before it, for the stale mark (module docstring)."""
     wall = mono_to_wall(fix.t_mono_ns)
-    age_s = None if fix.t_fix_unix is None else round(wall - fix.t_fix_unix, 3)
+    age_s = fix_age(fix)
     stale = (age_s is not None and age_s > stale_s) or (
         previous_ns is not None and fix.t_mono_ns - previous_ns > stale_s * 1e9
     )
@@ -238,7 +246,8 @@ class GpsModule(SerialModule):
         if source is None:
             return {"devices": []}
         fix = self.last_fix
-        age_s = None if fix is None else (time.monotonic_ns() - fix.t_mono_ns) / 1e9
+        since_s = None if fix is None else (time.monotonic_ns() - fix.t_mono_ns) / 1e9
+        fix_age_s = fix_age(fix)
         device: dict[str, Any] = {
             "id": self.device_id,
             "port": source.port.device if source.port else None,
@@ -254,8 +263,12 @@ class GpsModule(SerialModule):
                 "fix_quality": fix.fix_quality,
                 "satellites": fix.satellites,
                 "valid": fix.valid,
+                "age_s": fix_age_s,
             },
-            "stale": age_s is None or age_s > self.config.get("stale_s", 5.0),
+            # No fix for stale_s, or the last one already that old when it came (frozen).
+            "stale": since_s is None
+            or since_s > self.stale_s
+            or (fix_age_s is not None and fix_age_s > self.stale_s),
             "sentences": self.builder.sentences,
             "malformed": source.serial_stats.malformed + self.builder.malformed,
             "disconnects": source.serial_stats.disconnects,

@@ -96,8 +96,11 @@ class SimulatedGPS(PtyDevice):
 
     # -- faults (any thread: plain assignments) ---------------------------------------------
     def quiet(self, seconds: float) -> None:
-        """Send nothing for `seconds` (the port stays open)."""
-        self._quiet_until = time.monotonic_ns() + int(seconds * 1e9)
+        """Send nothing for `seconds` from now (the port stays open): lines already due to go
+        out are dropped too."""
+        with self._lock:
+            self._quiet_until = time.monotonic_ns() + int(seconds * 1e9)
+            self._queue.clear()
 
     def freeze(self, seconds: float) -> None:
         """Repeat the last fix sent (its UTC time and position) every second for `seconds`."""
