@@ -80,6 +80,8 @@ class ModuleRuntime:
         # Under the master, its configure (with its overrides) comes first: configuring from
         # config.txt as well would open every device twice (a Neon's discovery, twice).
         self._configure_at_start = configure_at_start
+        # The device work starts once configured: under the master, when its configure came.
+        self._configured = asyncio.Event()
         module.runtime = self
         self.context = module.context
         self.state = "idle"
@@ -127,6 +129,8 @@ class ModuleRuntime:
                 except CommandError as exc:
                     log.error("%s: %s", self.context.name, exc)  # an expected failure: no traceback
                     return 2
+            if self._configure_at_start or self._settings_loader is None:
+                self._configured.set()
             async with asyncio.TaskGroup() as tg:
                 background = [
                     tg.create_task(self.monitor.run(), name="loop-monitor"),
@@ -185,6 +189,7 @@ class ModuleRuntime:
                 await self.module.shutdown()
 
     async def _run_device(self) -> None:
+        await self._configured.wait()
         try:
             await self.module.run()
         except Exception as exc:
@@ -436,7 +441,9 @@ class ModuleRuntime:
             raise CommandError(str(exc), protocol.BAD_ARGS) from None
         settings.update(typed_overrides(overrides, [*COMMON_SETTINGS, *self.module.settings]))
         self.context.simulate = bool(simulate)
-        return await self.module.configure(settings, self.context.simulate)
+        result = await self.module.configure(settings, self.context.simulate)
+        self._configured.set()
+        return result
 
     async def _start_session(self, directory: Path, start_mono_ns: int | None) -> dict[str, Any]:
         module_dir = directory / self.context.name

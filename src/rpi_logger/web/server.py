@@ -17,6 +17,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -26,6 +27,61 @@ from rpi_logger.web.live import Live
 from rpi_logger.web.security import load_or_create_token, needs_token, token_path
 
 log = logging.getLogger("rpi_logger.web")
+
+#: Read once before serving: a first request pays for imports, the MIME table and the OpenAPI
+#: schema (40-90 ms on the master's loop); paid here, before the first participant's note.
+WARM_UP_PATHS = ("/api/v1/status", "/", "/openapi.json")
+
+
+async def warm_up(app: Any, token: str | None) -> None:
+    """GET each of `WARM_UP_PATHS` through the ASGI app in-process (no socket, no side effect)."""
+    headers = [(b"host", b"127.0.0.1")]
+    if token is not None:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    for path in WARM_UP_PATHS:
+        async with asyncio.timeout(10):
+            status = await _get(app, path, headers)
+        if status >= 400:
+            log.warning("warm-up: %s answered %s", path, status)
+
+
+async def _get(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    """One GET through an ASGI app; returns the status."""
+    done = asyncio.Event()
+    requested = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()  # a streamed response listens for the client leaving
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+    }
+    await app(scope, receive, send)
+    return status
 
 
 class _Server(uvicorn.Server):
@@ -86,6 +142,7 @@ async def serving(
                     config.overrides.setdefault(canonical, {}).update(config.overrides.pop(module))
         live = Live(master)
         app = create_app(master, live, token)
+        await warm_up(app, token)
         uv_config = uvicorn.Config(
             app,
             log_config=None,
