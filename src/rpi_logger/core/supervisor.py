@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from rpi_logger.framework import protocol
 from rpi_logger.framework.discovery import ModuleSpec
 from rpi_logger.io.process import escalation, stop_process
@@ -250,10 +252,13 @@ class ModuleProcess:
             tick = now
             silent = now - self.health.last_heartbeat
             limit = HEARTBEAT_TIMEOUT_S if self.health.alive_seen else STARTUP_TIMEOUT_S
-            # A module that answered `quit` stops heartbeating as it exits (its threads finish
-            # their last flushes): the stop escalation owns it then, not the hang check.
-            hung = silent > limit and not self.quit_answered
-            if hung and self.proc and self.proc.returncode is None:
+            hung = silent > limit and self.proc is not None and self.proc.returncode is None
+            if hung and self.quit_answered and self.proc is not None:
+                # A module that answered `quit` stops heartbeating as it exits (its threads
+                # finish their last flushes): only a frozen one (SIGSTOP) is hung then; the stop
+                # escalation sees to the rest.
+                hung = await asyncio.to_thread(_frozen, self.proc.pid)
+            if hung and self.proc:
                 self.exit_reason = f"hung: no heartbeat for {silent:.1f} s"
                 log.error("%s: %s; killing it", self.name, self.exit_reason)
                 with contextlib.suppress(ProcessLookupError):
@@ -311,3 +316,11 @@ class ModuleProcess:
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
+
+
+def _frozen(pid: int) -> bool:
+    """Whether process `pid` is stopped (SIGSTOP, a debugger); blocking (reads /proc)."""
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+    except psutil.Error:
+        return False
