@@ -46,6 +46,18 @@ class SettingsIn(Body):
     )
 
 
+class CommandIn(Body):
+    args: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="the command's arguments (the module checks them)"
+    )
+
+
+class CommandReply(BaseModel):
+    module: str
+    command: str
+    result: dict[str, Any]
+
+
 class Message(BaseModel):
     detail: str
 

@@ -1,4 +1,5 @@
-"""Modules: list, enable/disable (persisted), settings read and write (config.txt)."""
+"""Modules: list, enable/disable (persisted), settings read and write (config.txt), and a
+module's own commands (the DRT's ``stim_on``, the VOG's ``lens``...)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from rpi_logger.core.master import Master, MasterError
 from rpi_logger.core.module_settings import setting_json
 from rpi_logger.core.status import StatusProbe
 from rpi_logger.web.api.deps import ERRORS, conflict, master, module_name
-from rpi_logger.web.models import ModuleInfo, ModuleSettings, SettingsIn, SettingsWritten
+from rpi_logger.web.models import (
+    CommandIn,
+    CommandReply,
+    ModuleInfo,
+    ModuleSettings,
+    SettingsIn,
+    SettingsWritten,
+)
 
 router = APIRouter(tags=["modules"])
 Name = Annotated[str, Path(max_length=100, description="module name, any case")]
@@ -101,3 +109,30 @@ async def write_settings(
             raise HTTPException(400, text) from None
         raise conflict(exc) from None
     return {"module": canonical, "written": written}
+
+
+Command = Annotated[
+    str, Path(max_length=64, pattern=r"^[a-z][a-z0-9_]*$", description="the module's command")
+]
+
+
+@router.post(
+    "/modules/{name}/commands/{command}",
+    response_model=CommandReply,
+    responses={**ERRORS, 400: {"description": "a command or arguments the module refuses"}},
+)
+async def module_command(
+    name: Name, command: Command, body: CommandIn, m: Annotated[Master, Depends(master)]
+) -> Any:
+    """Send a running module one of its own commands, for setting up a study: the DRT's
+    ``stim_on`` / ``stim_off``, the VOG's ``lens`` (``{"args": {"state": "open", "lens": "a"}}``).
+    The module's refusal is a 400 with its message; a module not running is a 409."""
+    canonical = module_name(m, name)
+    try:
+        result = await m.request(canonical, command, dict(body.args))
+    except MasterError as exc:
+        text = str(exc)
+        if "is not running" in text or "the master's to send" in text:
+            raise HTTPException(409, text) from None
+        raise HTTPException(400, text) from None
+    return {"module": canonical, "command": command, "result": result}
