@@ -17,12 +17,17 @@ from typing import Any
 
 import pytest
 
+from rpi_logger.config import load_settings
 from rpi_logger.core.master import Master, MasterConfig
+from rpi_logger.framework.base import COMMON_SETTINGS, CommandError, ModuleContext
+from rpi_logger.modules.gps.module import GpsModule
+from rpi_logger.modules.gps.settings import SETTINGS
 from rpi_logger.tools.verify import verify_session
 
 S = 1_000_000_000
 SERIAL = ["DRT", "VOG", "GPS"]
 GPS_FIELDS = 16  # design.md §5's columns, pdop, vdop, valid, age_s, stale
+GPS_DIR = Path(__file__).parents[3] / "src/rpi_logger/modules/gps"
 UNPLUGGED = "unplugged (the port returned no data)"  # the transport's reason for a closed pty
 
 
@@ -202,3 +207,18 @@ def test_verify_lists_every_fault(faults: Session) -> None:
     text = "\n".join(f"{f.level} {f.where}: {f.message}" for f in report.findings)
     assert not [f for f in report.findings if f.level == "error"], text
     assert "interrupted" in text and "gap (disconnected" in text, text
+
+
+async def test_sim_unplug_is_refused_for_a_real_device_and_bad_durations(tmp_path: Path) -> None:
+    module = GpsModule(ModuleContext("GPS", GPS_DIR))
+    settings = load_settings(GPS_DIR / "config.txt", (*COMMON_SETTINGS, *SETTINGS))
+    await module.configure({**settings, "port": str(tmp_path / "no-such-tty")}, simulate=False)
+    with pytest.raises(CommandError, match="not simulated"):
+        await module.cmd_sim_unplug(1)
+    await module.configure(settings, simulate=True)
+    try:
+        for bad in (0, -1, 601, True):
+            with pytest.raises(CommandError, match="seconds"):
+                await module.cmd_sim_unplug(bad)
+    finally:
+        await module.shutdown()
