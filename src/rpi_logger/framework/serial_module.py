@@ -21,10 +21,12 @@ import abc
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rpi_logger.framework import protocol
 from rpi_logger.framework.base import CommandError, Module, ModuleContext
+from rpi_logger.framework.restarting import Work, run_restarting
 from rpi_logger.framework.serial import Line, Link, SerialError, SerialSource
 
 log = logging.getLogger(__name__)
@@ -94,20 +96,16 @@ class SerialModule(Module):
     # -- device work -------------------------------------------------------------------------
     async def run(self) -> None:
         """Read the current device; restart whenever configure() replaces it."""
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            source = self.source
-            if source is None:
-                continue
-            async with asyncio.TaskGroup() as tg:
-                tasks = [
-                    tg.create_task(self._read(source), name=f"{self.device_id}-read"),
-                    tg.create_task(self.alongside(source), name=f"{self.device_id}-live"),
-                ]
-                await self._changed.wait()
-                for task in tasks:
-                    task.cancel()
+        await run_restarting(self._changed, self._work)
+
+    def _work(self) -> Work:
+        source = self.source
+        if source is None:
+            return []
+        return [
+            (f"{self.device_id}-read", self._read(source)),
+            (f"{self.device_id}-live", self.alongside(source)),
+        ]
 
     async def alongside(self, source: SerialSource) -> None:
         """The module's own live work beside the reader (start an experiment on time...)."""
@@ -169,6 +167,22 @@ class SerialModule(Module):
             return None
         start, _, reason = self.gap_of(down, Link(now_ns, True, down.port))
         return start, now_ns, reason
+
+    def gap_at_start(self, gap: Callable[[int, int, str], None]) -> None:
+        """Give `gap` (a trial's ``gap(start, end, reason)``) the last disconnection: one that
+        ended while the trial's start waited for the device (older ones fall outside the trial
+        and are clipped away)."""
+        if self.last_gap is not None:
+            gap(*self.last_gap)
+
+    def gap_at_stop(self, gap: Callable[[int, int, str], None], stop_ns: int) -> bool:
+        """Give `gap` the disconnection still going on at a trial's stop, ended there; False
+        when the device is connected."""
+        still = self.open_gap(stop_ns)
+        if still is None:
+            return False
+        gap(*still)
+        return True
 
     async def require_connected(self) -> SerialSource:
         """The source, once the device is connected (a port just configured may still be

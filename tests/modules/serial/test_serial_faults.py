@@ -190,11 +190,6 @@ def test_drt_and_vog_unplugged_at_start_and_stop(faults: Session, module: str) -
             assert start <= int(r["t_mono_ns"]) < stop
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DRT and VOG record an unplug's gap when the device comes back; one still away at "
-    "the stop leaves no gap (GPS closes it at the stop with SerialModule.open_gap)",
-)
 @pytest.mark.parametrize("module", ["DRT", "VOG"])
 def test_drt_and_vog_list_an_unplug_still_on_at_the_stop(faults: Session, module: str) -> None:
     stop = faults.trial(3)["stop"]["mono_ns"]

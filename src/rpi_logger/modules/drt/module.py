@@ -301,6 +301,7 @@ class DrtModule(SerialModule):
         except (SinkError, OSError) as exc:
             raise CommandError(f"DRT: {exc}") from None
         self.files, self.figures = files, TrialFigures()
+        self.gap_at_start(files.gap)
         self._restarts, self._restart_due = [], False
         self._waiting = [s for s in self._waiting if window.accepts(s.t_mono_ns)]
         fit = self.tracker.fit
@@ -335,6 +336,7 @@ class DrtModule(SerialModule):
                 self._add(last)
         self._flush()
         self.files = None
+        self.gap_at_stop(files.gap, window.stop_ns or time.monotonic_ns())
         return await files.close()
 
     # -- commands --------------------------------------------------------------------------------

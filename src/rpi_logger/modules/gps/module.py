@@ -212,9 +212,7 @@ class GpsModule(SerialModule):
         except (SinkError, OSError) as exc:
             raise CommandError(f"GPS: {exc}") from None
         self.stream, self.disconnects_in_trial, self.quiet_gaps_in_trial = stream, 0, 0
-        if self.last_gap is not None:  # back only after the start (the wait above): a gap
-            start, end, reason = self.last_gap
-            stream.gap(start, end, None, reason)  # clipped to the trial; an older one is ignored
+        self.gap_at_start(lambda start, end, why: stream.gap(start, end, None, why))
         return {"device": self.device_id}
 
     async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
@@ -233,11 +231,7 @@ class GpsModule(SerialModule):
     def _trial_end_gap(self, stream: TrialStream[tuple], window: TrialWindow) -> None:
         """A disconnection or a quiet stretch still going on at the stop ends at the stop."""
         stop = window.stop_ns if window.stop_ns is not None else time.monotonic_ns()
-        open_gap = self.open_gap(stop)
-        if open_gap is not None:
-            start, end, reason = open_gap
-            stream.gap(start, end, None, reason)
-        else:
+        if not self.gap_at_stop(lambda start, end, why: stream.gap(start, end, None, why), stop):
             self._quiet_gap(stream, stop)
 
     # -- status ----------------------------------------------------------------------------------

@@ -318,6 +318,7 @@ class VogModule(SerialModule):
         except (SinkError, OSError) as exc:
             raise CommandError(f"VOG: {exc}") from None
         self.stream, self._last_row_t, self.reports = stream, None, []
+        self.gap_at_start(lambda start, end, why: stream.gap(start, end, None, why))
         self.host = LensTotals(window, self.lens_open)
         self._want_trial, self._start_due = True, window.start_ns
         return {"device": self.device_id, "mode": self.mode}
@@ -334,7 +335,9 @@ class VogModule(SerialModule):
                 async with asyncio.timeout(DATA_WAIT_S):
                     await self._reported.wait()
         self.stream = None
-        totals = self._totals(window.stop_ns or time.monotonic_ns())
+        stop = window.stop_ns or time.monotonic_ns()
+        self.gap_at_stop(lambda start, end, why: stream.gap(start, end, None, why), stop)
+        totals = self._totals(stop)
         self.host = None
         self.last_totals = totals
         record = await stream.close()
