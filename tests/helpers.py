@@ -27,6 +27,21 @@ def make_ticker(folder: Path, name: str = "Ticker", **settings: object) -> Path:
     return target
 
 
+def record_command(
+    data: Path, modules: str, duration: float, trials: int = 1, sets: tuple[str, ...] = ()
+) -> list[str]:
+    """The whole command line of `rpi-logger record --simulate` (for `run_cli`, drop the first
+    three items)."""
+    args = [
+        sys.executable, "-m", "rpi_logger", "record", "--simulate",
+        "--modules", modules, "--duration", f"{duration:g}", "--trials", str(trials),
+        "--data-dir", str(data),
+    ]  # fmt: skip
+    for setting in sets:
+        args += ["--set", setting]
+    return args
+
+
 def run_cli(*args: str, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess:
     """`python -m rpi_logger ARGS` in a subprocess, as a user would run it."""
     env = dict(os.environ)

@@ -35,6 +35,7 @@ from typing import Any
 
 import av
 import psutil
+from tests.helpers import record_command
 
 from rpi_logger.core.supervisor import STARTUP_TIMEOUT_S
 
@@ -210,23 +211,8 @@ class Case:
         if self.fault.on_module:
             flag = str(self.restart_on_crash).lower()
             settings += [f"{m.lower()}.restart_on_crash={flag}" for m in MODULES]
-        args = [
-            sys.executable,
-            "-m",
-            "rpi_logger",
-            "record",
-            "--simulate",
-            "--modules",
-            ",".join(m.lower() for m in MODULES),
-            "--duration",
-            f"{self.duration_s:g}",
-            "--trials",
-            str(self.trials),
-            "--data-dir",
-            str(data_dir),
-        ]
-        for setting in settings:
-            args += ["--set", setting]
+        modules = ",".join(m.lower() for m in MODULES)
+        args = record_command(data_dir, modules, self.duration_s, self.trials, tuple(settings))
         return args
 
 

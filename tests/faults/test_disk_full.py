@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.faults.campaign import (
     run_verify,
     summarize_manifest,
 )
+from tests.helpers import record_command
 
 from rpi_logger.core.master import MasterConfig
 
@@ -98,19 +98,7 @@ def fill(mount: Path, leave_bytes: int) -> None:
 
 
 def _record(data_dir: Path) -> Recording:
-    args = [
-        sys.executable,
-        "-m",
-        "rpi_logger",
-        "record",
-        "--simulate",
-        "--modules",
-        "cameras,notes",
-        "--duration",
-        f"{DURATION_S:g}",
-        "--data-dir",
-        str(data_dir),
-    ]
+    args = record_command(data_dir, "cameras,notes", DURATION_S)
     return Recording(args, data_dir, hang_bound_s=HANG_BOUND_S + 15)
 
 

@@ -8,7 +8,6 @@ import csv
 import json
 import math
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from tests.faults.campaign import Recording
 from tests.faults.test_disk_full import fill, tmpfs  # noqa: F401  (tmpfs is a fixture)
-from tests.helpers import run_cli
+from tests.helpers import record_command, run_cli
 
 from rpi_logger.core.master_config import MasterConfig
 from rpi_logger.simulation.serial.gps import position
@@ -35,29 +34,11 @@ def manifest_of(session: Path) -> dict[str, Any]:
     return json.loads((session / "session.json").read_text())
 
 
-def record_args(data: Path, modules: str, duration: float, trials: int = 1) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "rpi_logger",
-        "record",
-        "--simulate",
-        "--modules",
-        modules,
-        "--duration",
-        f"{duration:g}",
-        "--trials",
-        str(trials),
-        "--data-dir",
-        str(data),
-    ]
-
-
 def test_serial_modules_and_cameras_two_trials(tmp_path: Path) -> None:
     """Two trials of 6.5 s: long enough for the simulated sDRT's first stimulus (4-5 s after
     the experiment starts), six GPS fixes and four VOG lens changes in each."""
     result = run_cli(
-        *record_args(tmp_path / "data", "DRT,VOG,GPS,Cameras", 6.5, trials=2)[3:], timeout=90
+        *record_command(tmp_path / "data", "DRT,VOG,GPS,Cameras", 6.5, trials=2)[3:], timeout=90
     )
     assert result.returncode == 0, result.stderr[-3000:]
     session = Path(result.stdout.strip().splitlines()[-1])
@@ -104,7 +85,7 @@ def test_ctrl_c_just_before_a_trials_stop(tmp_path: Path) -> None:
     serial CSV reads back whole, and each trial's status agrees with its files'."""
     duration = 3.0
     rec = Recording(
-        record_args(tmp_path / "data", "DRT,VOG,GPS", duration, trials=2),
+        record_command(tmp_path / "data", "DRT,VOG,GPS", duration, trials=2),
         tmp_path / "data",
         hang_bound_s=60,
     )
@@ -146,7 +127,7 @@ def test_disk_fills_during_a_serial_trial(tmpfs: Callable[[int], Path]) -> None:
     log line), the run ends well within 20 s, the session says it, and no trial is left
     "recording"."""
     mount = tmpfs(int(_min_free_mb()) + 16)
-    rec = Recording(record_args(mount / "data", "DRT,VOG,GPS", 6.0), mount / "data", 60)
+    rec = Recording(record_command(mount / "data", "DRT,VOG,GPS", 6.0), mount / "data", 60)
     rec.start()
     full_ns = time.monotonic_ns()
     try:
