@@ -68,6 +68,14 @@ def _drops(data: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+def _summary(data: dict[str, Any]) -> list[str]:
+    """A module's own lines for its card (the DRT's hit rate, the goggles' lens...), bounded."""
+    lines = data.get("summary")
+    if not isinstance(lines, list):
+        return []
+    return [str(line)[:160] for line in lines[:8]]
+
+
 def _rates(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Per device: its id and fps or sample rate, from a module's status."""
     rows = []
@@ -75,6 +83,8 @@ def _rates(data: dict[str, Any]) -> list[dict[str, Any]]:
         for dev in data.get(key) or []:
             if isinstance(dev, dict):
                 rate = dev.get("fps", dev.get("sample_rate", dev.get("rate_hz")))
+                if rate is None:  # a device without a rate (a DRT box): nothing to show
+                    continue
                 rows.append({"id": str(dev.get("id", dev.get("name", "?"))), "rate": rate})
     return rows
 
@@ -155,5 +165,6 @@ class StatusProbe:
             "drops": _drops(data),
             "loop_lag_ms": data.get("loop_lag_ms"),
             "levels": data.get("levels"),
+            "summary": _summary(data),
             "restarts": entry.restarts,
         }

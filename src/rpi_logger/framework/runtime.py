@@ -354,9 +354,12 @@ class ModuleRuntime:
                 return {}
             case "configure":
                 async with self._lifecycle:
-                    return await self._configure(
+                    result = await self._configure(
                         a.get("settings", {}), a.get("simulate", self.context.simulate)
                     )
+                    # Before the reply: the master knows the devices (simulated or not) by then.
+                    await self._status_event()
+                    return result
             case "start_session":
                 async with self._lifecycle:
                     self._require("idle", cmd.cmd)

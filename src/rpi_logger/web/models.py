@@ -85,6 +85,7 @@ class ModuleState(BaseModel):
     drops: dict[str, int]
     loop_lag_ms: LoopLag | None = None
     levels: Any = None
+    summary: list[str] = Field(default_factory=list, description="the module's own lines")
     restarts: int
 
 

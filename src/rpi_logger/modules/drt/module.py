@@ -152,6 +152,22 @@ class TrialFigures:
         }
 
 
+def summary(device: dict[str, Any]) -> str:
+    """The page's line for a DRT: connection, the trial's hit rate and mean RT, battery."""
+    parts = [f"{device['id']}: {'connected' if device['connected'] else 'not connected'}"]
+    trial = device.get("trial")
+    if trial:
+        n, rate, rt = trial["stimuli"], trial["hit_rate"], trial["mean_rt_ms"]
+        hits = "-" if rate is None else f"{rate:.0%}"
+        mean = "-" if rt is None else f"{rt:.0f} ms"
+        parts.append(f"{n} {'stimulus' if n == 1 else 'stimuli'}, hits {hits}, mean RT {mean}")
+    if device.get("stimulus_on"):
+        parts.append("stimulus on")
+    if device.get("battery_percent") is not None:
+        parts.append(f"battery {device['battery_percent']} %")
+    return " · ".join(parts)
+
+
 class DrtModule(SerialModule):
     settings = SETTINGS
     commands: ClassVar[dict[str, dict]] = {"stim_on": {}, "stim_off": {}}
@@ -394,4 +410,4 @@ class DrtModule(SerialModule):
         }
         if self.files is not None:
             device["files"] = self.files.status()
-        return {"devices": [device], "connected": self.connected}
+        return {"devices": [device], "connected": self.connected, "summary": [summary(device)]}

@@ -104,6 +104,21 @@ def gps_row(fix: Fix, stale_s: float = 5.0, previous_ns: int | None = None) -> t
     )
 
 
+def summary(device: dict[str, Any]) -> str:
+    """The page's line for a receiver: connection, position, satellites, stale or not."""
+    parts = [f"{device['id']}: {'connected' if device['connected'] else 'not connected'}"]
+    fix = device.get("fix")
+    if fix is None or not fix["valid"] or fix["lat"] is None:
+        parts.append("no fix")
+    else:
+        parts.append(f"{fix['lat']:.5f}, {fix['lon']:.5f}")
+        if fix["satellites"] is not None:
+            parts.append(f"{fix['satellites']} satellites")
+    if device["stale"]:
+        parts.append("STALE")
+    return " · ".join(parts)
+
+
 class GpsModule(SerialModule):
     settings = SETTINGS
 
@@ -270,4 +285,4 @@ class GpsModule(SerialModule):
         }
         if self.stream is not None:
             device["file"] = self.stream.status()
-        return {"devices": [device], "connected": self.connected}
+        return {"devices": [device], "connected": self.connected, "summary": [summary(device)]}

@@ -72,6 +72,20 @@ _STATES = {"open": True, "clear": True, "1": True, "close": False, "closed": Fal
            "opaque": False, "0": False}  # fmt: skip
 
 
+def summary(device: dict[str, Any]) -> str:
+    """The page's line for goggles: connection, mode, lenses, the trial's TSOT and TTT so far."""
+    parts = [f"{device['id']}: {'connected' if device['connected'] else 'not connected'}"]
+    parts.append(device["mode"])
+    if device["lens_open"] is not None:
+        parts.append("lens open" if device["lens_open"] else "lens closed")
+    host = (device.get("trial_totals") or {}).get("host")
+    if host:
+        parts.append(f"TSOT {host['open_ms'] / 1000:.1f} s of {host['total_ms'] / 1000:.1f} s")
+    if device.get("battery_percent") is not None:
+        parts.append(f"battery {device['battery_percent']} %")
+    return " · ".join(parts)
+
+
 class VogModule(SerialModule):
     settings = SETTINGS
     commands: ClassVar[dict[str, dict]] = {
@@ -406,4 +420,4 @@ class VogModule(SerialModule):
             "disconnects": source.serial_stats.disconnects,
             "recording": self.stream is not None,
         }
-        return {"devices": [device], "connected": self.connected}
+        return {"devices": [device], "connected": self.connected, "summary": [summary(device)]}

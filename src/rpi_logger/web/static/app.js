@@ -105,10 +105,11 @@ function card(name) {
   simBadge.hidden = true;
   title.append(nameEl, badge, simBadge);
   const figs = el("div", "figs");
+  const summary = el("div", "summary");
   const err = el("div", "err");
   const meters = el("div", "meters");
   const previews = el("div", "previews");
-  root.append(title, figs, err, meters, previews);
+  root.append(title, figs, summary, err, meters, previews);
   $("modules").append(root);
   const images = {};
   const c = {
@@ -120,6 +121,7 @@ function card(name) {
       const drops = Object.entries(m.drops).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`).join(", ");
       const lag = m.loop_lag_ms ? `lag p99 ${m.loop_lag_ms.p99.toFixed(1)} ms` : "";
       figs.textContent = [rates && `rate: ${rates}`, `drops: ${drops || "0"}`, lag].filter(Boolean).join(" · ");
+      summary.replaceChildren(...(m.summary || []).map((line) => el("div", "", line)));
       err.textContent = m.error || "";
       if (m.levels) c.levels(m.levels);
     },

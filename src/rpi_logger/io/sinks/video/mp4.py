@@ -54,6 +54,10 @@ def mp4_muxer_options(fragment_s: float) -> dict[str, str]:
     return {**MP4_OPTIONS, "frag_duration": str(max(1, int(fragment_s * 1e6)))}
 
 
+#: The encoder's own GOP, in keyframe intervals (a backstop: forced IDRs come first).
+GOP_BACKSTOP = 4
+
+
 class H264Codec:
     """Frames in, H.264 packets out (libx264 by default), one packet per frame, in order."""
 
@@ -75,10 +79,16 @@ class H264Codec:
         cc.time_base = Fraction(1, TIME_BASE_US)
         # The nominal rate only guides rate control; timestamps come from the frames.
         cc.framerate = Fraction(self.fps).limit_denominator(1001)
-        cc.gop_size = max(1, round(self.fps * s.keyframe_interval_s))
+        # Keyframes come from the IDRs forced by time (`encode`). A GOP of the same length on top
+        # makes x264 place its own IDR a frame before ours whenever frame times wander, and
+        # demote ours to a plain I frame (a warning every second); the GOP is a backstop only,
+        # and min-keyint=1 lets a forced IDR follow any other keyframe.
+        cc.gop_size = max(1, round(self.fps * s.keyframe_interval_s * GOP_BACKSTOP))
         cc.max_b_frames = 0
         cc.thread_count = s.threads
         options = {"crf": str(s.crf), "preset": s.preset, "forced-idr": "1"}
+        if s.codec == "libx264":
+            options["x264-params"] = "min-keyint=1"
         if s.tune:
             options["tune"] = s.tune
         cc.options = {**options, **s.codec_options}
