@@ -2,7 +2,8 @@
 start a session, record a 3 s trial with simulated cameras, type two notes, stop; the files
 exist and verify passes; the page showed the running timer, changing previews and both notes.
 
-Set RPI_LOGGER_SCREENSHOT=docs/ui.png to keep a screenshot of the running page.
+Set RPI_LOGGER_SCREENSHOT=PATH to keep a screenshot of the running page (docs/ui.png, with every
+module, comes from scripts/screenshot.py).
 """
 
 from __future__ import annotations
