@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 echo "==> ruff"
-.venv/bin/ruff check src tests bench
+.venv/bin/ruff check src tests bench scripts
 # CI draws the fault campaign's random cases from a fixed seed, so a landing is judged on a
 # reproducible batch; a developer's run explores fresh seeds (tests/faults/campaign.py).
 # It also draws fewer of them (6 besides the kept seeds, about 45 s), to keep the suite well under
