@@ -158,6 +158,12 @@ class Module:
         if self.runtime is not None:
             await self.runtime.send(protocol.event(name, data))
 
+    async def emit_status(self) -> None:
+        """Send the module's whole status now (state, loop lag and `status()`): the master
+        replaces its copy with each status event, so a partial one would hide the rest."""
+        if self.runtime is not None:
+            await self.runtime.status_event()
+
     async def announce_file(self, record: FileRecord) -> None:
         """Tell the master a trial file was opened, so a crash can list it as interrupted."""
         if self.session is not None:

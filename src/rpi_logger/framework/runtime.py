@@ -138,7 +138,7 @@ class ModuleRuntime:
                     tg.create_task(self._heartbeat(), name="heartbeat"),
                     tg.create_task(self._command_loop(tg), name="commands"),
                 ]
-                await self._status_event()
+                await self.status_event()
                 await self._shutdown.wait()
                 log.info("%s: shutting down (%s)", self.context.name, self._shutdown_reason)
                 background[3].cancel()  # no new commands
@@ -358,7 +358,7 @@ class ModuleRuntime:
                         a.get("settings", {}), a.get("simulate", self.context.simulate)
                     )
                     # Before the reply: the master knows the devices (simulated or not) by then.
-                    await self._status_event()
+                    await self.status_event()
                     return result
             case "start_session":
                 async with self._lifecycle:
@@ -394,7 +394,7 @@ class ModuleRuntime:
                         window.start_ns,
                         window.origin_ns,
                     )
-                    await self._status_event()
+                    await self.status_event()
                     return result
             case "stop_trial":
                 async with self._lifecycle:
@@ -456,7 +456,7 @@ class ModuleRuntime:
         )
         result = await self.module.start_session(self.module.session)
         self.state = "session"
-        await self._status_event()
+        await self.status_event()
         return result
 
     async def _finish_trial(self) -> list[dict[str, Any]]:
@@ -473,7 +473,7 @@ class ModuleRuntime:
         )
         self.state = "session"
         self.module.trial = None
-        await self._status_event()
+        await self.status_event()
         return [r.as_dict(self.module.session.directory, self.context.name) for r in records]
 
     async def _wait_for_stop(self, window: TrialWindow) -> None:
@@ -508,7 +508,7 @@ class ModuleRuntime:
         result = await self.module.end_session()
         self.module.session = None
         self.state = "idle"
-        await self._status_event()
+        await self.status_event()
         return result
 
     def _status(self) -> dict[str, Any]:
@@ -521,7 +521,8 @@ class ModuleRuntime:
             **self.module.status(),
         }
 
-    async def _status_event(self) -> None:
+    async def status_event(self) -> None:
+        """Send the whole status (the master replaces its copy with each one)."""
         await self.send(protocol.event(protocol.EV_STATUS, self._status()))
 
 

@@ -166,4 +166,11 @@ async def test_level_meter_status_events_about_ten_a_second(tmp_path: Path) -> N
     rms = [r["rms_dbfs"][0] for r in levels]
     assert max(peaks) == pytest.approx(-6.0, abs=0.3)  # a burst at 0.5 of full scale
     assert min(rms) < -55  # between bursts: the low noise alone
-    assert "inputs" in events[-1]["data"]  # the input devices PortAudio lists (none here)
+    last = events[-1]["data"]
+    assert "inputs" in last  # the input devices PortAudio lists (none here)
+    # The whole status each time (the master keeps the last): the loop lag too, and the
+    # page's meters, one per channel.
+    assert last["loop_lag_ms"] is not None and last["state"] == "idle"
+    [meter] = last["levels"]
+    assert meter["device"] == last["devices"][0]["id"] and meter["channel"] == 0
+    assert meter["rms_dbfs"] == last["devices"][0]["levels"]["rms_dbfs"][0]

@@ -74,6 +74,19 @@ def _real_sources(
     return sources, problems
 
 
+def channel_levels(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The meter's last reading, one entry per channel of every input (the page's meters)."""
+    out = []
+    for device in devices:
+        levels = device.get("levels") or {}
+        pairs = zip(levels.get("rms_dbfs", []), levels.get("peak_dbfs", []), strict=False)
+        for channel, (rms, peak) in enumerate(pairs):
+            out.append(
+                {"device": device["id"], "channel": channel, "rms_dbfs": rms, "peak_dbfs": peak}
+            )
+    return out
+
+
 class AudioModule(DeviceModule[AudioPipeline]):
     settings = SETTINGS
 
@@ -159,20 +172,8 @@ class AudioModule(DeviceModule[AudioPipeline]):
         while True:
             await asyncio.sleep(1.0 / rate)
             if any([p.take_levels() is not None for p in pipelines]):
-                await self.emit(protocol.EV_STATUS, self._status_event())
-
-    def _status_event(self) -> dict[str, Any]:
-        runtime = self.runtime
-        return {
-            "name": self.context.name,
-            "state": runtime.state if runtime is not None else None,
-            "simulated": self.context.simulate,
-            "trial": self.trial.trial if self.trial else None,
-            **self.status(),
-        }
+                await self.emit_status()
 
     def status(self) -> dict[str, Any]:
-        return {
-            "devices": self.device_status(),
-            "inputs": self.inputs,
-        }
+        devices = self.device_status()
+        return {"devices": devices, "inputs": self.inputs, "levels": channel_levels(devices)}

@@ -225,7 +225,7 @@ class EyeTrackerModule(Module):
                         self._on_item(item)
                         if self._status_now.is_set():
                             self._status_now.clear()
-                            await self.emit(protocol.EV_STATUS, self.status())
+                            await self.emit_status()
             except NeonError as exc:
                 self.error = str(exc)
                 log.error("%s", exc)

@@ -238,7 +238,7 @@ class LslModule(Module):
             if state is not None:
                 state.up = False
                 state.gap_from = state.last_t if state.last_t is not None else item.t_mono_ns
-                await self.emit(protocol.EV_STATUS, self.status())
+                await self.emit_status()
         elif isinstance(item, Offset):
             state = self.streams.get(item.key)
             if state is not None:
@@ -278,7 +278,7 @@ class LslModule(Module):
             state.up = True
         if self.trial is not None and self.session is not None and state.files is None:
             await self._open_files(state, self.trial)  # first seen during the trial
-        await self.emit(protocol.EV_STATUS, self.status())
+        await self.emit_status()
 
     # -- trials --------------------------------------------------------------------------------
     async def start_session(self, session: SessionInfo) -> dict[str, Any]:
