@@ -46,6 +46,7 @@ def config(tmp_path: Path, module_dir: Path, **kw: object) -> MasterConfig:
     )  # type: ignore[arg-type]
 
 
+@pytest.mark.exclusive  # start skew measured on the clock: alone on the cores (test.sh)
 async def test_start_skew_over_a_dozen_trials(tmp_path: Path, module_dir: Path) -> None:
     """Every module's first kept sample lies within one sample period after `at_mono_ns`."""
     async with Master(config(tmp_path, module_dir)) as master:

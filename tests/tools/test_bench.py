@@ -16,7 +16,8 @@ import pytest
 
 from rpi_logger.cli import main
 
-pytestmark = pytest.mark.timeout(240)
+# Compares loop lag with and without blocking sinks: alone on the cores (test.sh).
+pytestmark = [pytest.mark.timeout(240), pytest.mark.exclusive]
 
 FLUSH_MS = 60
 

@@ -30,6 +30,9 @@ from rpi_logger.samples import Frame
 from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 from rpi_logger.tools.verify import verify_session
 
+# Timed against the clock with every frame or onset counted: alone on the cores (test.sh).
+pytestmark = pytest.mark.exclusive
+
 
 def _timing(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as f:

@@ -22,6 +22,9 @@ from rpi_logger.modules.drt.module import DrtModule
 from rpi_logger.modules.drt.settings import SETTINGS
 from rpi_logger.simulation.serial.sdrt import SimulatedSDRT, response_ms
 
+# Timed against the clock with every frame or onset counted: alone on the cores (test.sh).
+pytestmark = pytest.mark.exclusive
+
 MODULE_DIR = Path(__file__).parents[3] / "src/rpi_logger/modules/drt"
 S = 1_000_000_000
 

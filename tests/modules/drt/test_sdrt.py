@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from rpi_logger.framework.serial import Line, SerialOptions, SerialSource
 from rpi_logger.io.serial.ports import USB_IDS
 from rpi_logger.modules.drt.sdrt import SdrtTracker, classify
@@ -34,6 +36,7 @@ def test_lines_to_stimuli_with_misses_and_malformed_lines() -> None:
     assert tracker.config["stimDur"] == "1000"
 
 
+@pytest.mark.exclusive  # onsets against the clock: alone on the cores (test.sh)
 async def test_onsets_mapped_to_the_host_schedule() -> None:
     """Two stimuli in real time (about 11 s; the 45 s run belongs to the module's test)."""
     async with SimulatedSDRT() as sim:

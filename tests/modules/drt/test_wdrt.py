@@ -9,6 +9,7 @@ import csv
 import time
 from pathlib import Path
 
+import pytest
 from tests.modules.drt.test_drt_module import record, running, until
 
 from rpi_logger.framework.serial import Line, SerialOptions, SerialSource
@@ -22,6 +23,9 @@ from rpi_logger.modules.drt.wdrt import (
 )
 from rpi_logger.simulation.serial.sdrt import response_ms
 from rpi_logger.simulation.serial.wdrt import SimulatedWDRT
+
+# Timed against the clock with every frame or onset counted: alone on the cores (test.sh).
+pytestmark = pytest.mark.exclusive
 
 MS = 1_000_000
 

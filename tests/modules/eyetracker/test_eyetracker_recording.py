@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from tests.modules.eyetracker.eyetracker_checks import (
     SMALL_SCENE,
     by_stream,
@@ -18,6 +19,9 @@ from tests.modules.eyetracker.eyetracker_checks import (
 from rpi_logger.modules.eyetracker.backends.simulated import DEVICE_OFFSET_NS
 from rpi_logger.simulation.barcode import ms_of, read_video_barcodes
 from rpi_logger.tools.verify import verify_session
+
+# Timed against the clock with every frame or onset counted: alone on the cores (test.sh).
+pytestmark = pytest.mark.exclusive
 
 
 async def test_ten_second_trial_every_gaze_sample_on_the_host_clock(tmp_path: Path) -> None:
