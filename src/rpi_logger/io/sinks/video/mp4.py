@@ -6,8 +6,8 @@ What makes the file right (checked against PyAV 18 / FFmpeg 7):
 - Codec and stream time base 1/1_000_000: with a coarser one PTS are rounded to nominal slots.
 - No B-frames: decode order = presentation order, and each packet is the next frame's.
 - A keyframe at least every ``keyframe_interval_s`` (an IDR forced by time; the encoder's own
-  GOP, four intervals long, is only a backstop) and ``frag_duration`` (``fragment_s``): a ``kill -9`` loses at most the fragment being
-  built plus the encoder's few frames of latency.
+  GOP, four intervals long, is only a backstop) and ``frag_duration`` (``fragment_s``): a
+  ``kill -9`` loses at most the fragment being built plus the encoder's few frames of latency.
 - ``movflags=frag_keyframe+delay_moov``, ``use_editlist=1``, ``movie_timescale=1000000``: the moov
   is written with the first fragment, so the edit list keeps the first frame's offset from the
   trial's origin to the microsecond (``empty_moov`` would lose it).
