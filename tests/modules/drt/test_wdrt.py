@@ -134,11 +134,11 @@ async def test_module_records_a_17s_trial_on_the_wdrt(tmp_path: Path) -> None:
     assert [r["result"] for r in rows][2] == "miss"
     assert rows[-1]["device_unix"] == "" and abs(int(rows[0]["device_unix"]) - time.time()) < 30
     print(f"\nwDRT 17 s: onset errors (ms) {[round(e / 1e6, 3) for e in errors]}")
-    # Reachable: 3 ms, not 2 (offline, 300 ideal 17 s runs, onset_accuracy.py: worst onset per
-    # run median 1.5 ms, 12 % of runs 2.0-2.9 ms): a trial of ~4 stimuli gives ~25 pairs, and
+    # Reachable: 2.5 ms, not 2 (offline, 300 ideal 17 s runs, onset_accuracy.py: worst onset per
+    # run median 1.13 ms, 3.7 % of runs 2.0-2.35 ms): a trial of ~4 stimuli gives ~25 pairs, and
     # the onset of stimulus k+1 is known only to the ms the firmware rounds dta k's block_ms
     # to. A busy host's late reads (seen in the smallest arrival error) come on top.
     late = min(int(r["t_arrival_ns"]) - t for r, t in zip(rows, onsets, strict=True))
     host_excess = max(0, late - MS // 2)
-    assert all(abs(e) <= 3 * MS + host_excess for e in errors), (errors, host_excess)
+    assert all(abs(e) <= 5 * MS // 2 + host_excess for e in errors), (errors, host_excess)
     assert live is not None and live["miss"] == 1
