@@ -13,6 +13,7 @@ import pytest
 from tests.modules.drt.test_drt_module import record, running, until
 
 from rpi_logger.framework.serial import Line, SerialOptions, SerialSource
+from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.io.serial.ports import USB_IDS
 from rpi_logger.modules.drt.wdrt import (
     WdrtTracker,
@@ -28,6 +29,7 @@ from rpi_logger.simulation.serial.wdrt import SimulatedWDRT
 pytestmark = pytest.mark.exclusive
 
 MS = 1_000_000
+S = 1_000_000_000
 
 
 async def replies(sim: SimulatedWDRT, commands: list[bytes], gap_s: float, n: int) -> list[str]:
@@ -142,3 +144,37 @@ async def test_module_records_a_17s_trial_on_the_wdrt(tmp_path: Path) -> None:
     host_excess = max(0, late - MS // 2)
     assert all(abs(e) <= 5 * MS // 2 + host_excess for e in errors), (errors, host_excess)
     assert live is not None and live["miss"] == 1
+
+
+async def test_wdrt_unplugged_mid_trial_is_a_gap_and_its_block_restarts(tmp_path: Path) -> None:
+    """About 15 s on the wDRT: pulled for 3 s after its first stimulus, then back: reconnected,
+    the gap in the record, its clock set and its block restarted (``trl>1`` again: ``run`` 2),
+    rows on both sides inside the trial, nothing fatal."""
+    async with running(tmp_path, device_type="wDRT") as (module, sim):
+        assert isinstance(sim, SimulatedWDRT)
+        await until(lambda: module.status()["devices"][0]["device_time"] is not None)
+        window = TrialWindow(1, time.monotonic_ns() + S // 5)
+        module.trial = window
+        await module.start_trial(window)
+        await until(lambda: module.figures.as_dict()["stimuli"] >= 1, timeout=15)
+        before = module.figures.as_dict()["stimuli"]
+        unplugged = time.monotonic_ns()
+        sim.unplug(3.0)
+        await until(lambda: sim.commands.count("trl>1") == 2, timeout=15)
+        await until(lambda: module.figures.as_dict()["stimuli"] > before, timeout=15)
+        window.stop_ns = time.monotonic_ns()
+        records = await module.stop_trial(window)
+        module.trial = None
+        status = module.status()["devices"][0]
+    assert status["connected"] and status["disconnects"] == 1 and status["error"] is None
+    drt_record = next(r for r in records if Path(r.path).name == "trial001_drt.csv")
+    [gap] = drt_record.extra["gaps"]
+    assert gap["reason"].startswith("disconnected")
+    assert gap["start_mono_ns"] < unplugged + S and gap["end_mono_ns"] > unplugged + 3 * S
+    with (tmp_path / "DRT/wDRT/trial001_drt.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    runs = [r["run"] for r in rows]
+    assert runs[0] == "1" and runs[-1] == "2", runs
+    times = [int(r["t_mono_ns"]) for r in rows]
+    assert times == sorted(times) and all(window.start_ns <= t < window.stop_ns for t in times)
+    assert int(rows[0]["t_mono_ns"]) < gap["start_mono_ns"] < gap["end_mono_ns"] < times[-1]
