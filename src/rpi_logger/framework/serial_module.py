@@ -21,13 +21,16 @@ import abc
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rpi_logger.framework import protocol
-from rpi_logger.framework.base import CommandError, Module, ModuleContext
+from rpi_logger.framework.base import CommandError, FileRecord, Module, ModuleContext
 from rpi_logger.framework.restarting import Work, run_restarting
 from rpi_logger.framework.serial import Line, Link, SerialError, SerialSource
+from rpi_logger.framework.trial import TrialWindow
+from rpi_logger.framework.trial_stream import TrialStream
+from rpi_logger.io.sinks import CsvSink
+from rpi_logger.io.sinks.base import SinkError
 
 log = logging.getLogger(__name__)
 
@@ -168,21 +171,64 @@ class SerialModule(Module):
         start, _, reason = self.gap_of(down, Link(now_ns, True, down.port))
         return start, now_ns, reason
 
-    def gap_at_start(self, gap: Callable[[int, int, str], None]) -> None:
-        """Give `gap` (a trial's ``gap(start, end, reason)``) the last disconnection: one that
-        ended while the trial's start waited for the device (older ones fall outside the trial
-        and are clipped away)."""
+    def gap_at_start(self, *streams: TrialStream[Any]) -> None:
+        """Give a trial's `streams` the last disconnection: one that ended while the trial's
+        start waited for the device (older ones fall outside the trial and are clipped away)."""
         if self.last_gap is not None:
-            gap(*self.last_gap)
+            start, end, reason = self.last_gap
+            for stream in streams:
+                stream.gap(start, end, None, reason)
 
-    def gap_at_stop(self, gap: Callable[[int, int, str], None], stop_ns: int) -> bool:
-        """Give `gap` the disconnection still going on at a trial's stop, ended there; False
-        when the device is connected."""
+    def gap_at_stop(self, stop_ns: int, *streams: TrialStream[Any]) -> bool:
+        """Give a trial's `streams` the disconnection still going on at its stop, ended there;
+        False when the device is connected."""
         still = self.open_gap(stop_ns)
         if still is None:
             return False
-        gap(*still)
+        start, end, reason = still
+        for stream in streams:
+            stream.gap(start, end, None, reason)
         return True
+
+    async def open_trial_csv(
+        self,
+        window: TrialWindow,
+        kind: str,
+        columns: tuple[str, ...],
+        time_index: int,
+        **extra: Any,
+    ) -> TrialStream[tuple]:
+        """The trial's one CSV of this device, ``<device>/trialNNN_<kind>.csv``, opened and
+        announced, with a disconnection that ended while the start waited (`gap_at_start`);
+        a `CommandError` in one line when it cannot be made. Rows carry their time at
+        `time_index`."""
+        assert self.session is not None
+        path = self.session.module_dir / self.device_id / f"{window.stem}_{kind}.csv"
+        extra = {"stream": kind, "simulated": self.sim is not None, **extra}
+        stream: TrialStream[tuple] = TrialStream(
+            window,
+            CsvSink(path, columns),
+            FileRecord(self.device_id, "csv", path, extra=extra),
+            name=f"{self.device_id} {kind}",
+            max_items=256,
+            time_of=lambda row: row[time_index],
+        )
+        try:
+            await stream.open(self.announce_file)
+        except (SinkError, OSError) as exc:
+            raise CommandError(f"{self.context.name}: {exc}") from None
+        self.gap_at_start(stream)
+        return stream
+
+    def link_status(self, source: SerialSource) -> dict[str, Any]:
+        """What every serial device's status says: id, port, simulated, connected, error."""
+        return {
+            "id": self.device_id,
+            "port": source.port.device if source.port else None,
+            "simulated": self.sim is not None,
+            "connected": self.connected,
+            "error": self.error,
+        }
 
     async def require_connected(self) -> SerialSource:
         """The source, once the device is connected (a port just configured may still be

@@ -317,7 +317,7 @@ class DrtModule(SerialModule):
         except (SinkError, OSError) as exc:
             raise CommandError(f"DRT: {exc}") from None
         self.files, self.figures = files, TrialFigures()
-        self.gap_at_start(files.gap)
+        self.gap_at_start(files.drt, files.sync)
         self._restarts, self._restart_due = [], False
         self._waiting = [s for s in self._waiting if window.accepts(s.t_mono_ns)]
         fit = self.tracker.fit
@@ -352,7 +352,7 @@ class DrtModule(SerialModule):
                 self._add(last)
         self._flush()
         self.files = None
-        self.gap_at_stop(files.gap, window.stop_ns or time.monotonic_ns())
+        self.gap_at_stop(window.stop_ns or time.monotonic_ns(), files.drt, files.sync)
         return await files.close()
 
     # -- commands --------------------------------------------------------------------------------
@@ -391,11 +391,7 @@ class DrtModule(SerialModule):
             return {"devices": []}
         fit = self.tracker.fit
         device: dict[str, Any] = {
-            "id": self.device_id,
-            "port": source.port.device if source.port else None,
-            "simulated": self.sim is not None,
-            "connected": self.connected,
-            "error": self.error,
+            **self.link_status(source),
             "config": dict(self.tracker.config),
             "stimulus_on": self.tracker.stim_on,
             "battery_percent": getattr(self.tracker, "battery", None),

@@ -29,8 +29,6 @@ from rpi_logger.framework.serial_module import SerialModule
 from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.framework.trial_stream import TrialStream
 from rpi_logger.io.clock import mono_to_wall
-from rpi_logger.io.sinks import CsvSink
-from rpi_logger.io.sinks.base import SinkError
 from rpi_logger.modules.gps.nmea import Fix, FixBuilder
 from rpi_logger.modules.gps.settings import SETTINGS
 from rpi_logger.simulation.serial.gps import SimulatedGPS
@@ -210,24 +208,9 @@ class GpsModule(SerialModule):
 
     # -- trials ----------------------------------------------------------------------------------
     async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
-        assert self.session is not None
         await self.require_connected()
-        path = self.session.module_dir / self.device_id / f"{window.stem}_gps.csv"
-        extra = {"stream": "gps", "simulated": self.sim is not None}
-        stream: TrialStream[tuple] = TrialStream(
-            window,
-            CsvSink(path, GPS_COLUMNS),
-            FileRecord(self.device_id, "csv", path, extra=extra),
-            name=f"{self.device_id} gps",
-            max_items=256,
-            time_of=lambda row: row[0],
-        )
-        try:
-            await stream.open(self.announce_file)
-        except (SinkError, OSError) as exc:
-            raise CommandError(f"GPS: {exc}") from None
+        stream = await self.open_trial_csv(window, "gps", GPS_COLUMNS, 0)
         self.stream, self.disconnects_in_trial, self.quiet_gaps_in_trial = stream, 0, 0
-        self.gap_at_start(lambda start, end, why: stream.gap(start, end, None, why))
         return {"device": self.device_id}
 
     async def stop_trial(self, window: TrialWindow) -> list[FileRecord]:
@@ -246,7 +229,7 @@ class GpsModule(SerialModule):
     def _trial_end_gap(self, stream: TrialStream[tuple], window: TrialWindow) -> None:
         """A disconnection or a quiet stretch still going on at the stop ends at the stop."""
         stop = window.stop_ns if window.stop_ns is not None else time.monotonic_ns()
-        if not self.gap_at_stop(lambda start, end, why: stream.gap(start, end, None, why), stop):
+        if not self.gap_at_stop(stop, stream):
             self._quiet_gap(stream, stop)
 
     # -- status ----------------------------------------------------------------------------------
@@ -258,11 +241,7 @@ class GpsModule(SerialModule):
         since_s = None if fix is None else (time.monotonic_ns() - fix.t_mono_ns) / 1e9
         fix_age_s = fix_age(fix)
         device: dict[str, Any] = {
-            "id": self.device_id,
-            "port": source.port.device if source.port else None,
-            "simulated": self.sim is not None,
-            "connected": self.connected,
-            "error": self.error,
+            **self.link_status(source),
             "fix": None
             if fix is None
             else {

@@ -42,8 +42,6 @@ from rpi_logger.framework.trial import TrialWindow
 from rpi_logger.framework.trial_stream import TrialStream
 from rpi_logger.io.clock import mono_to_wall
 from rpi_logger.io.serial.ports import USB_IDS
-from rpi_logger.io.sinks import CsvSink
-from rpi_logger.io.sinks.base import SinkError
 from rpi_logger.modules.vog.protocol import Reply, SvogProtocol, WvogProtocol
 from rpi_logger.modules.vog.settings import SETTINGS
 from rpi_logger.modules.vog.totals import LensTotals
@@ -315,24 +313,9 @@ class VogModule(SerialModule):
 
     # -- trials ----------------------------------------------------------------------------------
     async def start_trial(self, window: TrialWindow) -> dict[str, Any]:
-        assert self.session is not None
         await self.require_connected()
-        path = self.session.module_dir / self.device_id / f"{window.stem}_vog.csv"
-        extra = {"stream": "vog", "simulated": bool(self.sim), "mode": self.mode}
-        stream: TrialStream[tuple] = TrialStream(
-            window,
-            CsvSink(path, VOG_COLUMNS),
-            FileRecord(self.device_id, "csv", path, extra=extra),
-            name=f"{self.device_id} vog",
-            max_items=256,
-            time_of=lambda row: row[1],
-        )
-        try:
-            await stream.open(self.announce_file)
-        except (SinkError, OSError) as exc:
-            raise CommandError(f"VOG: {exc}") from None
+        stream = await self.open_trial_csv(window, "vog", VOG_COLUMNS, 1, mode=self.mode)
         self.stream, self._last_row_t, self.reports = stream, None, []
-        self.gap_at_start(lambda start, end, why: stream.gap(start, end, None, why))
         self.host = LensTotals(window, self.lens_open)
         self._want_trial, self._start_due = True, window.start_ns
         return {"device": self.device_id, "mode": self.mode}
@@ -350,7 +333,7 @@ class VogModule(SerialModule):
                     await self._reported.wait()
         self.stream = None
         stop = window.stop_ns or time.monotonic_ns()
-        self.gap_at_stop(lambda start, end, why: stream.gap(start, end, None, why), stop)
+        self.gap_at_stop(stop, stream)
         totals = self._totals(stop)
         self.host = None
         self.last_totals = totals
@@ -398,12 +381,8 @@ class VogModule(SerialModule):
         if self.stream is not None:
             trial = self._totals(time.monotonic_ns())
         device = {
-            "id": self.device_id,
+            **self.link_status(source),
             "type": self.proto.kind,
-            "port": source.port.device if source.port else None,
-            "simulated": self.sim is not None,
-            "connected": self.connected,
-            "error": self.error,
             "mode": self.mode,
             "config": dict(self.device_config),
             "config_ok": self.config_ok,
