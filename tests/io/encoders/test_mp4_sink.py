@@ -26,6 +26,7 @@ from rpi_logger.io.sinks.video import TIMING_COLUMNS, Mp4Sink
 from rpi_logger.modules.cameras.sources.synthetic import SyntheticSource
 
 
+@pytest.mark.exclusive  # the first frame's delay from the origin, on the clock: alone (test.sh)
 async def test_live_720p_three_seconds_exact(tmp_path: Path) -> None:
     path = tmp_path / "live.mp4"
     frames, origin = await record_live("pyav", path, 3.0, 1280, 720, 30)

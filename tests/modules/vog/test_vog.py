@@ -30,6 +30,10 @@ from rpi_logger.modules.vog.settings import SETTINGS
 MODULE_DIR = Path(__file__).parents[3] / "src/rpi_logger/modules/vog"
 S = 1_000_000_000
 MS = 1_000_000
+# Each lens row is checked against its line's true time on the clock: alone on the cores
+# (test.sh), as every such test.
+pytestmark = pytest.mark.exclusive
+
 LATENCY_NS = 60 * MS  # a line's way to a row: 0.5-3 ms simulated, the rest a busy machine
 TOTALS_MS = 80  # our totals against the goggles': the commands' and lines' ways
 
