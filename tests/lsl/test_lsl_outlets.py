@@ -13,9 +13,14 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from tests.lsl import netns
 
 ROOT = Path(__file__).parents[2]
+
+# Samples checked against their host times as another process receives them: alone on the
+# cores (test.sh).
+pytestmark = pytest.mark.exclusive
 
 
 def test_local_clock_is_the_host_monotonic_clock() -> None:
